@@ -1,0 +1,60 @@
+// The one error class of proc-alive. Expected outcomes (a dead or absent target) are values, never
+// errors: a ProcAliveError always means "could not do it" or, for a check, "cannot tell".
+
+/**
+ * Codes a {@link ProcAliveError} carries. Kernel failures keep their errno name (`EACCES`, `ELOOP`,
+ * `ENAMETOOLONG`, `ENOTDIR`, `EIO`, ...); the ones below are proc-alive's own.
+ */
+export type ProcAliveErrorCode =
+  /** Something that is not a FIFO is at the path (regular file, directory, socket, device). */
+  | 'ENOTFIFO'
+  /** The default directory is not owned by the user (or root), or is writable by group or others. */
+  | 'EUNSAFEDIR'
+  /** The target is empty, `.`/`..`, or an option has a value that makes no sense. */
+  | 'EINVAL'
+  /** No way to create a FIFO here: koffi did not load and no `mkfifo` program was found. */
+  | 'ENOMKFIFO'
+  | (string & {});
+
+export interface ProcAliveErrorOptions {
+  /** The absolute or relative path that was being worked on, when there is one. */
+  path?: string | undefined;
+  /** The underlying error (a Node `ErrnoException`, usually). */
+  cause?: unknown;
+}
+
+export class ProcAliveError extends Error {
+  override name = 'ProcAliveError';
+  readonly code: ProcAliveErrorCode;
+  readonly path: string | undefined;
+
+  /** `message` is the reason alone; the path is put in front of it when there is one. */
+  constructor(code: ProcAliveErrorCode, reason: string, options: ProcAliveErrorOptions = {}) {
+    super(options.path === undefined ? reason : `${options.path}: ${reason}`, { cause: options.cause });
+    this.code = code;
+    this.path = options.path;
+  }
+}
+
+/** Human wording of the errno values a path operation can give; anything else keeps Node's text. */
+const reasons: Record<string, string> = {
+  EACCES: 'permission denied',
+  EPERM: 'operation not permitted',
+  ELOOP: 'too many levels of symbolic links',
+  ENAMETOOLONG: 'name too long',
+  ENOTDIR: 'a component of the path is not a directory',
+  ENOENT: 'no such file or directory',
+  EIO: 'input/output error',
+  EROFS: 'read-only file system',
+  ENOSPC: 'no space left on device',
+  EEXIST: 'already exists',
+  EISDIR: 'is a directory',
+  ENXIO: 'no such device or address',
+  EOVERFLOW: 'value too large',
+};
+
+/** Wraps an errno failure (from Node's fs or from the FFI) into a ProcAliveError for `path`. */
+export function errnoError(code: string, path: string, doing: string, cause?: unknown): ProcAliveError {
+  const reason = reasons[code] ?? (cause instanceof Error ? cause.message : 'failed');
+  return new ProcAliveError(code, `${doing}: ${reason} (${code})`, { path, cause });
+}
