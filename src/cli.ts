@@ -75,7 +75,8 @@ function parse(args: string[], known: string[], withValue: string[] = []): Parse
       parsed.operands.push(...args.slice(i + 1));
       break;
     }
-    if (arg.startsWith('-') && arg !== '-') {
+    // '-' alone and negative numbers are operands, so that 'run x -5' says what is wrong with -5.
+    if (arg.startsWith('-') && arg !== '-' && !/^-\d/.test(arg)) {
       const eq = arg.indexOf('=');
       const name = eq > 0 ? arg.slice(0, eq) : arg;
       if (withValue.includes(name)) {
@@ -121,6 +122,7 @@ function runCheck(args: string[]): number {
       path = targetPath(target);
       state = checkSync(path);
     } catch (err) {
+      if (path === null && err instanceof ProcAliveError && err.code === 'EINVAL') throw new UsageError(err.message);
       state = 'unknown';
       error = err instanceof Error ? err : new Error(String(err));
       if (!quiet) say(failure(target, err));
@@ -168,6 +170,8 @@ async function runRun(args: string[]): Promise<number> {
   try {
     holder = hold(target, mode === undefined ? {} : { mode });
   } catch (err) {
+    // EINVAL is about the arguments (a bad name, a mode that lets others read): a usage error.
+    if (err instanceof ProcAliveError && err.code === 'EINVAL') throw new UsageError(err.message);
     say(`cannot hold ${failure(target, err)}`);
     return EXIT_RUN_FAILED;
   }

@@ -376,3 +376,8 @@ export function ensurePrivateDir(dir: string, create: boolean): boolean {
   }
   return true;
 }
+
+/** Whether the FFI back end works here (loading it if needed). For the tests and the benchmark. */
+export function ffiLoaded(): boolean {
+  return loadLibc() !== null;
+}

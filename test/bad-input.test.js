@@ -1,0 +1,132 @@
+// Bad input: each case gives its documented exit code and exactly one line on stderr (no stack trace),
+// and never hangs. Path cases are also put to every back end of the library, which must agree.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync, execFileSync } from 'node:child_process';
+import { chmodSync, chownSync, cpSync, mkdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { once } from 'node:events';
+import { join } from 'node:path';
+import { tmp, cli, startRunner, HANG_GUARD_MS, DIST, ROOT } from './helpers.js';
+import { probeFs, probeFfi, probe, ffiLoaded } from '../dist/kernel.js';
+import { checkSync, ProcAliveError } from '../dist/index.js';
+
+const NOBODY = 65534;
+
+/** Runs the CLI as another user (setpriv), from a world-readable copy of dist/. */
+function cliAs(uid, dist, args) {
+  const r = spawnSync(
+    'setpriv',
+    [`--reuid=${uid}`, `--regid=${uid}`, '--clear-groups', '--', process.execPath, join(dist, 'bin.js'), ...args],
+    { encoding: 'utf8', timeout: HANG_GUARD_MS },
+  );
+  if (r.error || r.signal) throw r.error ?? new Error(`killed by ${r.signal}`);
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr, errLines: r.stderr.split('\n').filter(Boolean) };
+}
+
+test('bad input: documented exit code, one line, no hang', async (t) => {
+  const dir = tmp(t, 0o755);
+  const file = join(dir, 'file');
+  writeFileSync(file, 'data');
+  const sock = join(dir, 'sock');
+  const server = createServer().listen(sock);
+  await once(server, 'listening');
+  t.after(() => server.close());
+  symlinkSync(join(dir, 'loop-b'), join(dir, 'loop-a'));
+  symlinkSync(join(dir, 'loop-a'), join(dir, 'loop-b'));
+  const longName = join(dir, 'n'.repeat(300));
+  const longPath = dir + `/${'d'.repeat(200)}`.repeat(25);
+
+  // A FIFO held by root, mode 0600, in a directory others may search: another user gets EACCES.
+  const locked = join(dir, 'locked');
+  await startRunner(t, locked);
+  // The CLI as nobody, from a copy others can read (the checkout may sit under a private directory).
+  const publicDist = join(tmp(t, 0o755), 'dist');
+  cpSync(DIST, publicDist, { recursive: true });
+  writeFileSync(join(publicDist, '..', 'package.json'), readFileSync(join(ROOT, 'package.json')));
+  execFileSync('chmod', ['-R', 'a+rX', join(publicDist, '..')]);
+
+  // Default directories that must be refused.
+  const foreign = join(tmp(t), 'foreign');
+  mkdirSync(foreign, { mode: 0o700 });
+  chownSync(foreign, NOBODY, NOBODY);
+  const groupWritable = join(tmp(t), 'gw');
+  mkdirSync(groupWritable);
+  chmodSync(groupWritable, 0o770);
+
+  const cases = [
+    ['directory', ['check', dir], 4, /: not a FIFO \(directory\)$/],
+    ['regular file', ['check', file], 4, /: not a FIFO \(regular file\)$/],
+    ['/dev/null', ['check', '/dev/null'], 4, /^proc-alive: \/dev\/null: not a FIFO \(character device\)$/],
+    ['listening unix socket', ['check', sock], 4, /: not a FIFO \(socket\)$/],
+    ['symlink loop', ['check', join(dir, 'loop-a')], 4, /too many levels of symbolic links \(ELOOP\)$/],
+    ['path through a file', ['check', join(file, 'x')], 4, /not a directory \(ENOTDIR\)$/],
+    ['name over NAME_MAX', ['check', longName], 4, /name too long \(ENAMETOOLONG\)$/],
+    ['path over PATH_MAX', ['check', longPath], 4, /name too long \(ENAMETOOLONG\)$/],
+    ['missing parent (check: nothing there)', ['check', join(dir, 'no', 'p')], 3, null],
+    ['missing parent (run)', ['run', join(dir, 'no', 'p'), '1'], 1, /cannot create the FIFO: no such file or directory \(ENOENT\)$/],
+    ['empty target', ['check', ''], 2, /^proc-alive: empty target/],
+    ['empty target (run)', ['run', ''], 2, /^proc-alive: empty target/],
+    ['no target', ['check'], 2, /^proc-alive: check needs at least one target$/],
+    ['no target (run)', ['run'], 2, /^proc-alive: run needs a target$/],
+    ['unknown flag', ['check', '--frobnicate', file], 2, /^proc-alive: unknown option '--frobnicate'$/],
+    ['unknown command', ['frobnicate'], 2, /^proc-alive: unknown command 'frobnicate'/],
+    ['no command', [], 2, /^proc-alive: no command/],
+    ['non-numeric seconds', ['run', join(dir, 'p'), 'soon'], 2, /seconds must be a non-negative number, not 'soon'$/],
+    ['negative seconds', ['run', join(dir, 'p'), '-5'], 2, /seconds must be a non-negative number, not '-5'$/],
+    ['mode that lets others read', ['run', '--mode', '0644', join(dir, 'p')], 2, /mode 0644 is not allowed/],
+    ['too many operands (run)', ['run', join(dir, 'p'), '1', '2'], 2, /run takes a target and seconds/],
+    ['bad --mode', ['run', '--mode', 'rw', join(dir, 'p')], 2, /--mode takes an octal mode/],
+    ['run on a directory', ['run', dir, '1'], 1, /cannot hold .*: not a FIFO \(directory\)$/],
+    ['run on /dev/null', ['run', '/dev/null', '1'], 1, /cannot hold \/dev\/null: not a FIFO \(character device\)$/],
+    ['bare name .', ['check', '.'], 2, /^proc-alive: '\.' is not a valid name/],
+    ['bare name .. (run)', ['run', '..'], 2, /^proc-alive: '\.\.' is not a valid name/],
+    ['default dir owned by another user', ['check', 'web'], 4, /default directory is owned by uid 65534/, { PROC_ALIVE_DIR: foreign }],
+    ['default dir owned by another user (run)', ['run', 'web', '1'], 1, /default directory is owned by uid 65534/, { PROC_ALIVE_DIR: foreign }],
+    ['default dir writable by group', ['check', 'web'], 4, /default directory is writable by group \(mode 770\)/, { PROC_ALIVE_DIR: groupWritable }],
+  ];
+  for (const [name, args, code, pattern, env] of cases) {
+    const r = cli(args, env ? { env: { ...process.env, ...env } } : {});
+    assert.equal(r.code, code, `${name}: exit code (stderr: ${r.stderr})`);
+    if (pattern === null) {
+      assert.equal(r.stderr, '', `${name}: nothing on stderr`);
+    } else {
+      assert.equal(r.errLines.length, 1, `${name}: one line on stderr, got ${JSON.stringify(r.stderr)}`);
+      assert.match(r.errLines[0], pattern, name);
+      assert.match(r.errLines[0], /^proc-alive: /, name);
+    }
+  }
+  // Nothing was created by the refused runs.
+  assert.throws(() => statSync(join(dir, 'p')), { code: 'ENOENT' });
+  assert.throws(() => statSync(join(foreign, 'web')), { code: 'ENOENT' });
+
+  const denied = cliAs(NOBODY, publicDist, ['check', locked]);
+  assert.equal(denied.code, 4, denied.stderr);
+  assert.deepEqual(denied.errLines, [`proc-alive: ${locked}: cannot check: permission denied (EACCES)`]);
+  const deniedRun = cliAs(NOBODY, publicDist, ['run', locked, '1']);
+  assert.equal(deniedRun.code, 1);
+  assert.match(deniedRun.errLines.join('\n'), /^proc-alive: cannot hold .*: permission denied \(EACCES\)$/);
+
+  // Every back end of the library gives the same answer or the same error code.
+  assert.ok(ffiLoaded(), 'the FFI back end loads on this platform (else the benchmark measures the fs one)');
+  const paths = [
+    [dir, 'ENOTFIFO'], [file, 'ENOTFIFO'], ['/dev/null', 'ENOTFIFO'], [sock, 'ENOTFIFO'],
+    [join(dir, 'loop-a'), 'ELOOP'], [join(file, 'x'), 'ENOTDIR'], [longName, 'ENAMETOOLONG'],
+    [longPath, 'ENAMETOOLONG'], [join(dir, 'no', 'p'), 'absent'], [locked, 'alive'],
+  ];
+  for (const [path, expected] of paths) {
+    const outcomes = [];
+    for (const backEnd of [probeFs, probeFfi, checkSync]) {
+      try {
+        outcomes.push(backEnd(path));
+      } catch (err) {
+        assert.ok(err instanceof ProcAliveError, `${backEnd.name}(${path}) throws a ProcAliveError`);
+        assert.equal(err.path, path);
+        outcomes.push(err.code);
+      }
+    }
+    outcomes.push(await probe(path).catch((err) => err.code));
+    assert.deepEqual(outcomes, [expected, expected, expected, expected], path);
+  }
+});

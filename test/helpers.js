@@ -1,0 +1,102 @@
+// Shared by the tests: temp dirs, the CLI as a real process, runners, the C fixtures. Everything here
+// spawns real processes on the real kernel; nothing is mocked.
+
+import { spawn, spawnSync, execFileSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, readlinkSync, rmSync, chmodSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { once } from 'node:events';
+
+export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
+export const BIN = join(ROOT, 'dist', 'bin.js');
+export const DIST = join(ROOT, 'dist');
+
+/** A fresh temp directory, removed when the test ends. */
+export function tmp(t, mode) {
+  const dir = mkdtempSync(join(tmpdir(), 'proc-alive-test-'));
+  if (mode !== undefined) chmodSync(dir, mode);
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+// A hang guard, not a speed assertion: a check that blocked (a blocking open on a FIFO) would never
+// return. Timings are measured by `npm run bench`, never asserted here.
+export const HANG_GUARD_MS = 2000;
+
+/** Runs the CLI to completion: { code, stdout, stderr, lines }. */
+export function cli(args, options = {}) {
+  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: HANG_GUARD_MS, ...options });
+  if (r.error) throw r.error;
+  if (r.signal) throw new Error(`proc-alive ${args.join(' ')} was killed by ${r.signal} (hung?)`);
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr, errLines: r.stderr.split('\n').filter(Boolean) };
+}
+
+/** The state the CLI reports for one path, and its exit code. */
+export function state(path, env) {
+  const r = cli(['check', '--json', path], env ? { env: { ...process.env, ...env } } : {});
+  const line = r.stdout.trim().split('\n').at(-1);
+  return { code: r.code, state: line ? JSON.parse(line).state : undefined, stderr: r.stderr };
+}
+
+/** Polls `fn` until it returns true; fails after `ms`. For waiting on a process we did not start. */
+export async function until(fn, what, ms = 10000) {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (await fn()) return;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  throw new Error(`gave up waiting for ${what}`);
+}
+
+/** Starts a child and resolves once it is spawned; the test kills it if still running at the end. */
+export async function start(t, file, args, options = {}) {
+  const child = spawn(file, args, { stdio: ['ignore', 'ignore', 'pipe'], ...options });
+  let stderr = '';
+  child.stderr?.on('data', (d) => (stderr += d));
+  child.stderrText = () => stderr;
+  child.exited = once(child, 'exit');
+  await once(child, 'spawn');
+  t.after(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  });
+  return child;
+}
+
+/** Starts `proc-alive run <path> [seconds]` and waits until a check sees it alive. */
+export async function startRunner(t, path, args = ['120'], options = {}) {
+  const child = await start(t, process.execPath, [BIN, 'run', path, ...args], options);
+  await until(() => child.exitCode !== null || state(path, options.env).state === 'alive', `runner on ${path}`);
+  if (child.exitCode !== null) throw new Error(`runner exited ${child.exitCode}: ${child.stderrText()}`);
+  return child;
+}
+
+/** Kills `child` with `signal` and waits until it has been reaped. */
+export async function kill(child, signal = 'SIGKILL') {
+  child.kill(signal);
+  const [code, sig] = await child.exited;
+  return { code, signal: sig };
+}
+
+/** Compiles test/fixtures/<name>.c once per test process. */
+const compiled = new Map();
+export function compileC(name) {
+  if (!compiled.has(name)) {
+    const dir = mkdtempSync(join(tmpdir(), 'proc-alive-c-'));
+    const out = join(dir, name);
+    execFileSync('cc', ['-O2', '-Wall', '-o', out, join(ROOT, 'test', 'fixtures', `${name}.c`)]);
+    process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
+    compiled.set(name, out);
+  }
+  return compiled.get(name);
+}
+
+/** The fd number under which process `pid` has `path` open, from /proc/PID/fd. */
+export function fdOf(pid, path) {
+  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+    try {
+      if (readlinkSync(`/proc/${pid}/fd/${fd}`) === path) return Number(fd);
+    } catch {}
+  }
+  return undefined;
+}

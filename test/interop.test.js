@@ -1,0 +1,29 @@
+// Interop both ways with a minimal C runner and C checker (the seed's semantics), compiled with cc.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { tmp, state, startRunner, start, kill, until, compileC } from './helpers.js';
+
+const cChecker = (path) => spawnSync(compileC('checker'), [path], { encoding: 'utf8', timeout: 2000 });
+
+test('proc-alive checks a C runner', async (t) => {
+  const path = join(tmp(t), 'c-runner');
+  const runner = await start(t, compileC('runner'), [path, '120']);
+  await until(() => state(path).state === 'alive', 'the C runner to hold its FIFO');
+  await kill(runner);
+  assert.equal(state(path).state, 'dead');
+  // and proc-alive's runner takes over the C runner's stale FIFO
+  await startRunner(t, path);
+  assert.equal(state(path).state, 'alive');
+});
+
+test('a C checker checks proc-alive run', async (t) => {
+  const path = join(tmp(t), 'node-runner');
+  assert.deepEqual([cChecker(path).status, cChecker(path).stdout], [3, 'absent\n']);
+  const runner = await startRunner(t, path);
+  assert.deepEqual([cChecker(path).status, cChecker(path).stdout], [0, 'alive\n']);
+  await kill(runner);
+  assert.deepEqual([cChecker(path).status, cChecker(path).stdout], [1, 'dead\n']);
+});
