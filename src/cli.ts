@@ -1,10 +1,10 @@
 // The command line: parses arguments, calls the library, maps outcomes to exit codes. It holds no logic
 // of its own. `main` returns the exit code rather than exiting, so it can be tested in-process.
 
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeSync } from 'node:fs';
 import { checkSync, type State } from './check.js';
 import { ProcAliveError } from './errors.js';
-import { hold, type Holder } from './hold.js';
+import type { Holder } from './hold.js';
 import { defaultDir, targetPath } from './target.js';
 
 /** Exit codes of `check` (LSB init-script `status` codes). */
@@ -51,8 +51,25 @@ Exit codes of run:
 
 class UsageError extends Error {}
 
+/**
+ * Writes to fd 1 or 2 directly: process.stdout and process.stderr are streams built on first use, a cost
+ * a one-shot check does not need. A closed pipe (EPIPE: `proc-alive check x | head -0`) is no error,
+ * the answer is in the exit code.
+ */
+function write(fd: 1 | 2, text: string): void {
+  let data = Buffer.from(text);
+  while (data.length > 0) {
+    try {
+      data = data.subarray(writeSync(fd, data));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EAGAIN') continue; // a non-blocking pipe that is full
+      return;
+    }
+  }
+}
+
 function say(line: string): void {
-  process.stderr.write(`proc-alive: ${line}\n`);
+  write(2, `proc-alive: ${line}\n`);
 }
 
 function version(): string {
@@ -140,7 +157,7 @@ function runCheck(args: string[]): number {
       out.push(`${target}: ${state}`);
     }
   }
-  if (out.length > 0) process.stdout.write(`${out.join('\n')}\n`);
+  if (out.length > 0) write(1, `${out.join('\n')}\n`);
   for (const code of [CHECK_EXIT.unknown, CHECK_EXIT.dead, CHECK_EXIT.absent]) if (seen.has(code)) return code;
   return CHECK_EXIT.alive;
 }
@@ -166,6 +183,8 @@ async function runRun(args: string[]): Promise<number> {
   if (target === '') throw new UsageError('empty target: give a path or a name');
   const seconds = parseSeconds(secondsText);
   const mode = parseMode(values.get('--mode'));
+  // Loaded here, not at the top: a check, the command that must start fast, does not need it.
+  const { hold } = await import('./hold.js');
   let holder: Holder;
   try {
     holder = hold(target, mode === undefined ? {} : { mode });
@@ -214,11 +233,11 @@ export async function main(args: string[]): Promise<number> {
       case '--help':
       case '-h':
       case 'help':
-        process.stdout.write(help());
+        write(1, help());
         return 0;
       case '--version':
       case '-V':
-        process.stdout.write(`${version()}\n`);
+        write(1, `${version()}\n`);
         return 0;
       case undefined:
         throw new UsageError('no command (try: proc-alive --help)');

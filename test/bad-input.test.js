@@ -18,7 +18,7 @@ const NOBODY = 65534;
 function cliAs(uid, dist, args) {
   const r = spawnSync(
     'setpriv',
-    [`--reuid=${uid}`, `--regid=${uid}`, '--clear-groups', '--', process.execPath, join(dist, 'bin.js'), ...args],
+    [`--reuid=${uid}`, `--regid=${uid}`, '--clear-groups', '--', process.execPath, join(dist, 'bin.cjs'), ...args],
     { encoding: 'utf8', timeout: HANG_GUARD_MS },
   );
   if (r.error || r.signal) throw r.error ?? new Error(`killed by ${r.signal}`);

@@ -15,9 +15,9 @@ test('npm pack installs into an empty project: the bin runs and the types check'
   // --ignore-scripts: `npm test` has just built dist/; rebuilding it here would race the other test files.
   const [info] = JSON.parse(npm(['pack', '--ignore-scripts', '--json', '--pack-destination', out], ROOT));
   const files = info.files.map((f) => f.path).sort();
-  assert.ok(files.includes('dist/index.js') && files.includes('dist/index.d.ts') && files.includes('dist/bin.js'));
+  assert.ok(files.includes('dist/index.js') && files.includes('dist/index.d.ts') && files.includes('dist/bin.cjs'));
   for (const f of files) {
-    assert.match(f, /^(dist\/[a-z]+\.(js|d\.ts)|package\.json|README\.md|LICENSE)$/, `${f} does not belong in the tarball`);
+    assert.match(f, /^(dist\/[a-z]+\.(js|d\.ts)|dist\/bin\.cjs|package\.json|README\.md|LICENSE)$/, `${f} does not belong in the tarball`);
   }
 
   const project = tmp(t);
