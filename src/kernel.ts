@@ -12,12 +12,12 @@
 
 import * as fs from 'node:fs';
 import { createRequire } from 'node:module';
+import { constants as osConstants } from 'node:os';
+import { ProcAliveError, errnoError } from './errors.js';
 
 // Loaded on demand with this, not imported: koffi (~12 ms) and child_process (~3 ms at start-up, and only
 // the mkfifo(1) fallback needs it) would otherwise slow every `proc-alive check`.
 const load = createRequire(import.meta.url);
-import { constants as osConstants } from 'node:os';
-import { ProcAliveError, errnoError } from './errors.js';
 
 export type State = 'alive' | 'dead' | 'absent';
 
