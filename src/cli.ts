@@ -113,11 +113,10 @@ function parse(args: string[], known: string[], withValue: string[] = []): Parse
 }
 
 function reason(err: unknown): string {
-  if (err instanceof ProcAliveError) return err.message;
   return err instanceof Error ? err.message : String(err);
 }
 
-/** One line naming the target, and its path when a bare name resolved to one. */
+/** One line naming the target (a ProcAliveError's message names the path, which may differ from it). */
 function failure(target: string, err: unknown): string {
   const message = reason(err);
   return message.startsWith(`${target}:`) ? message : `${target}: ${message}`;

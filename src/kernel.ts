@@ -300,7 +300,11 @@ function makeFifo(path: string, mode: number): boolean {
   const { execFileSync } = load('node:child_process') as typeof import('node:child_process');
   try {
     // -m: the mode is set by mkfifo itself, never wider than asked whatever the umask (mkfifo(1)).
-    execFileSync('mkfifo', ['-m', mode.toString(8), '--', path], { stdio: ['ignore', 'ignore', 'pipe'] });
+    // LC_ALL=C: its reason comes in words only, which we map back to an errno name below.
+    execFileSync('mkfifo', ['-m', mode.toString(8), '--', path], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+      env: { ...process.env, LC_ALL: 'C' },
+    });
     return true;
   } catch (err) {
     if (codeOf(err) === 'ENOENT' && (err as { path?: string }).path === 'mkfifo') {
@@ -310,11 +314,23 @@ function makeFifo(path: string, mode: number): boolean {
       });
     }
     if (fs.existsSync(path)) return false; // another process created it first
-    // mkfifo(1) reports the reason in words only; stat the parent for an errno to report.
-    const stderr = String((err as { stderr?: unknown }).stderr ?? '').trim();
-    throw new ProcAliveError('EIO', `cannot create the FIFO: ${stderr || 'mkfifo failed'}`, { path, cause: err });
+    const stderr = String((err as { stderr?: unknown }).stderr ?? '');
+    const code = Object.entries(strerrors).find(([, text]) => stderr.includes(text))?.[0] ?? 'EIO';
+    throw errnoError(code, path, 'cannot create the FIFO', err);
   }
 }
+
+/** strerror(3) texts in the C locale, for the errors mkfifo(1) can report. */
+const strerrors: Record<string, string> = {
+  ENOENT: 'No such file or directory',
+  EACCES: 'Permission denied',
+  ENOTDIR: 'Not a directory',
+  ENAMETOOLONG: 'File name too long',
+  ELOOP: 'Too many levels of symbolic links',
+  EROFS: 'Read-only file system',
+  ENOSPC: 'No space left on device',
+  EPERM: 'Operation not permitted',
+};
 
 /**
  * Closes a holder's reader, then removes the FIFO if `remove`, if the path still names the inode we held
@@ -327,7 +343,13 @@ export function closeReader(path: string, reader: Reader, remove: boolean): void
     const st = fs.lstatSync(path, { throwIfNoEntry: false });
     ours = st !== undefined && st.dev === reader.dev && st.ino === reader.ino;
   }
-  fs.closeSync(reader.fd);
+  try {
+    fs.closeSync(reader.fd);
+  } catch (err) {
+    // EBADF: the fd was closed behind the holder's back, and the FIFO may already be held by a new reader
+    // that got the same number; removing it now could remove someone else's. Report, remove nothing.
+    throw errnoError(codeOf(err), path, 'cannot close the FIFO', err);
+  }
   if (!ours) return;
   let others: State;
   try {
@@ -353,7 +375,12 @@ export function closeReader(path: string, reader: Reader, remove: boolean): void
  * umask does not matter). Returns false if it does not exist and `create` is false.
  */
 export function ensurePrivateDir(dir: string, create: boolean): boolean {
-  let st = fs.statSync(dir, { throwIfNoEntry: false });
+  let st: fs.Stats | undefined;
+  try {
+    st = fs.statSync(dir, { throwIfNoEntry: false });
+  } catch (err) {
+    throw errnoError(codeOf(err), dir, 'cannot use the default directory', err);
+  }
   if (st === undefined) {
     if (!create) return false;
     try {

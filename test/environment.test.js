@@ -76,6 +76,12 @@ test('without the FFI (PROC_ALIVE_FFI=0), run creates the FIFO with the mkfifo p
   await kill(again, 'SIGTERM');
   assert.equal(existsSync(path), false);
 
+  // mkfifo(1)'s failure is reported with its errno name, as the FFI's would be.
+  const missing = join(tmp(t), 'no', 'p');
+  const noParent = spawnSync(process.execPath, [BIN, 'run', missing, '1'], { env, encoding: 'utf8', timeout: 2000 });
+  assert.equal(noParent.status, 1);
+  assert.equal(noParent.stderr, `proc-alive: cannot hold ${missing}: cannot create the FIFO: no such file or directory (ENOENT)\n`);
+
   // Neither the FFI nor a mkfifo program: one clear line. Checks still work (they need neither).
   const bare = { ...env, PATH: tmp(t) };
   const r = spawnSync(process.execPath, [BIN, 'run', path, '1'], { env: bare, encoding: 'utf8', timeout: 2000 });

@@ -2,6 +2,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmp, cli, state, startRunner, start, kill, BIN } from './helpers.js';
@@ -85,4 +86,13 @@ test('--help and --version', () => {
     assert.ok(help.stdout.includes(word), `--help mentions ${word}`);
   }
   assert.match(cli(['--version']).stdout, /^\d+\.\d+\.\d+\n$/);
+});
+
+test('a closed stdout is no error: the answer is in the exit code', (t) => {
+  const path = join(tmp(t), 'p');
+  // `exec 1>&-` runs proc-alive with its stdout closed: every write fails (EBADF), like EPIPE, at once.
+  const r = spawnSync('/bin/sh', ['-c', `exec 1>&-; exec "${process.execPath}" "${BIN}" check "${path}"`], { encoding: 'utf8', timeout: 2000 });
+  assert.deepEqual([r.status, r.stderr], [3, '']);
+  const help = spawnSync('/bin/sh', ['-c', `"${process.execPath}" "${BIN}" --help | head -c 0`], { encoding: 'utf8', timeout: 2000 });
+  assert.deepEqual([help.status, help.stderr], [0, '']);
 });
