@@ -53,7 +53,7 @@ test('a default directory reached through a symlink is judged by what it points 
   await kill(runner, 'SIGTERM');
 });
 
-test('a runner in another PID namespace is seen alive, then dead', async (t) => {
+test('a runner in another PID namespace is seen alive, then dead', { skip: process.getuid() !== 0 && 'needs root (unshare --pid)' }, async (t) => {
   const path = join(tmp(t), 'p');
   // --kill-child: SIGKILL of unshare SIGKILLs its child, PID 1 of the new namespace, and so the runner.
   const ns = await start(t, 'unshare', ['--pid', '--fork', '--kill-child', process.execPath, BIN, 'run', path, '120']);
