@@ -34,7 +34,7 @@ const CHECK_FLAGS = O_WRONLY | O_NONBLOCK | O_NOCTTY;
 const HOLD_FLAGS = O_RDONLY | O_NONBLOCK | O_NOCTTY;
 
 /** What is at a path, in words, for error messages. */
-export function kindOf(mode: number): string {
+function kindOf(mode: number): string {
   switch (mode & S_IFMT) {
     case fs.constants.S_IFREG: return 'regular file';
     case fs.constants.S_IFDIR: return 'directory';
@@ -248,8 +248,6 @@ export interface Reader {
   fd: number;
   dev: number;
   ino: number;
-  /** True when this call created the FIFO (its mode is then ours to set). */
-  created: boolean;
 }
 
 /**
@@ -273,7 +271,7 @@ export function openReader(path: string, mode: number): Reader {
     const st = fs.fstatSync(fd);
     if (!isFifo(st.mode)) throw new ProcAliveError('ENOTFIFO', 'not a FIFO (replaced while being opened)', { path });
     if (created) fs.fchmodSync(fd, mode);
-    return { fd, dev: st.dev, ino: st.ino, created };
+    return { fd, dev: st.dev, ino: st.ino };
   } catch (err) {
     fs.closeSync(fd);
     if (err instanceof ProcAliveError) throw err;
