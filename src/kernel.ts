@@ -51,6 +51,11 @@ function notFifo(path: string, mode: number): ProcAliveError {
   return new ProcAliveError('ENOTFIFO', `not a FIFO (${kindOf(mode)})`, { path });
 }
 
+/** The path named a FIFO at our stat, and something else once opened: renamed over in between. */
+function replaced(path: string, during: 'checked' | 'opened'): ProcAliveError {
+  return new ProcAliveError('ENOTFIFO', `not a FIFO (replaced while being ${during})`, { path });
+}
+
 function isFifo(mode: number): boolean {
   return (mode & S_IFMT) === S_IFIFO;
 }
@@ -156,7 +161,7 @@ export function probeFfi(path: string): State {
   // anything else on the fd we hold, in one call that copies no struct.
   const pipe = c.fcntl(fd, F_GETPIPE_SZ);
   c.close(fd);
-  if (pipe < 0) throw new ProcAliveError('ENOTFIFO', 'not a FIFO (replaced while being checked)', { path });
+  if (pipe < 0) throw replaced(path, 'checked');
   return 'alive';
 }
 
@@ -189,7 +194,7 @@ export function probeFs(path: string): State {
   }
   try {
     const mode = fs.fstatSync(fd).mode;
-    if (!isFifo(mode)) throw new ProcAliveError('ENOTFIFO', 'not a FIFO (replaced while being checked)', { path });
+    if (!isFifo(mode)) throw replaced(path, 'checked');
   } finally {
     fs.closeSync(fd);
   }
@@ -236,7 +241,7 @@ export async function probe(path: string): Promise<State> {
   } finally {
     await new Promise<void>((resolve) => fs.close(fd, () => resolve()));
   }
-  if (!isFifo(mode)) throw new ProcAliveError('ENOTFIFO', 'not a FIFO (replaced while being checked)', { path });
+  if (!isFifo(mode)) throw replaced(path, 'checked');
   return 'alive';
 }
 
@@ -269,7 +274,7 @@ export function openReader(path: string, mode: number): Reader {
   }
   try {
     const st = fs.fstatSync(fd);
-    if (!isFifo(st.mode)) throw new ProcAliveError('ENOTFIFO', 'not a FIFO (replaced while being opened)', { path });
+    if (!isFifo(st.mode)) throw replaced(path, 'opened');
     if (created) fs.fchmodSync(fd, mode);
     return { fd, dev: st.dev, ino: st.ino };
   } catch (err) {
