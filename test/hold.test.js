@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, renameSync, statSync, writeFileSync, chmodSync } from 'node:fs';
 import { join } from 'node:path';
-import { tmp, cli, state, startRunner, start, kill, fdOf, DIST, BIN } from './helpers.js';
+import { tmp, cli, state, startRunner, start, kill, until, fdOf, DIST, BIN } from './helpers.js';
 import { hold, check, checkSync, ProcAliveError } from '../dist/index.js';
 
 const modeOf = (path) => statSync(path).mode & 0o7777;
@@ -14,23 +14,15 @@ test('the FIFO is created 0600 under umask 000, and --mode is exact under umask 
   const dir = tmp(t);
   const a = join(dir, 'a');
   const loose = await start(t, '/bin/sh', ['-c', `umask 000; exec "${process.execPath}" "${BIN}" run "${a}" 120`]);
-  await waitAlive(a);
+  await until(() => state(a).state === 'alive', `${a} alive`);
   assert.equal(modeOf(a), 0o600);
   const b = join(dir, 'b');
   const tight = await start(t, '/bin/sh', ['-c', `umask 077; exec "${process.execPath}" "${BIN}" run --mode 0620 "${b}" 120`]);
-  await waitAlive(b);
+  await until(() => state(b).state === 'alive', `${b} alive`);
   assert.equal(modeOf(b), 0o620);
   await kill(loose);
   await kill(tight);
 });
-
-async function waitAlive(path) {
-  const end = Date.now() + 10000;
-  while (state(path).state !== 'alive') {
-    if (Date.now() > end) throw new Error(`${path} never came alive`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 test("the holder's fd is read-only, non-blocking and close-on-exec (/proc/PID/fdinfo)", async (t) => {
   const path = join(tmp(t), 'p');

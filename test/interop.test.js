@@ -6,7 +6,11 @@ import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { tmp, state, startRunner, start, kill, until, compileC } from './helpers.js';
 
-const cChecker = (path) => spawnSync(compileC('checker'), [path], { encoding: 'utf8', timeout: 2000 });
+/** One run of the C checker: [exit code, what it printed]. */
+const cChecker = (path) => {
+  const r = spawnSync(compileC('checker'), [path], { encoding: 'utf8', timeout: 2000 });
+  return [r.status, r.stdout];
+};
 
 test('proc-alive checks a C runner', async (t) => {
   const path = join(tmp(t), 'c-runner');
@@ -21,9 +25,9 @@ test('proc-alive checks a C runner', async (t) => {
 
 test('a C checker checks proc-alive run', async (t) => {
   const path = join(tmp(t), 'node-runner');
-  assert.deepEqual([cChecker(path).status, cChecker(path).stdout], [3, 'absent\n']);
+  assert.deepEqual(cChecker(path), [3, 'absent\n']);
   const runner = await startRunner(t, path);
-  assert.deepEqual([cChecker(path).status, cChecker(path).stdout], [0, 'alive\n']);
+  assert.deepEqual(cChecker(path), [0, 'alive\n']);
   await kill(runner);
-  assert.deepEqual([cChecker(path).status, cChecker(path).stdout], [1, 'dead\n']);
+  assert.deepEqual(cChecker(path), [1, 'dead\n']);
 });
