@@ -3,7 +3,6 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, statSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmp, cli, state, start, startRunner, kill, until, BIN } from './helpers.js';
@@ -78,15 +77,14 @@ test('without the FFI (PROC_ALIVE_FFI=0), run creates the FIFO with the mkfifo p
 
   // mkfifo(1)'s failure is reported with its errno name, as the FFI's would be.
   const missing = join(tmp(t), 'no', 'p');
-  const noParent = spawnSync(process.execPath, [BIN, 'run', missing, '1'], { env, encoding: 'utf8', timeout: 2000 });
-  assert.equal(noParent.status, 1);
+  const noParent = cli(['run', missing, '1'], { env });
+  assert.equal(noParent.code, 1);
   assert.equal(noParent.stderr, `proc-alive: cannot hold ${missing}: cannot create the FIFO: no such file or directory (ENOENT)\n`);
 
   // Neither the FFI nor a mkfifo program: one clear line. Checks still work (they need neither).
   const bare = { ...env, PATH: tmp(t) };
-  const r = spawnSync(process.execPath, [BIN, 'run', path, '1'], { env: bare, encoding: 'utf8', timeout: 2000 });
-  assert.equal(r.status, 1);
+  const r = cli(['run', path, '1'], { env: bare });
+  assert.equal(r.code, 1);
   assert.equal(r.stderr, `proc-alive: cannot hold ${path}: cannot create the FIFO: koffi did not load and no mkfifo program was found\n`);
-  const c = spawnSync(process.execPath, [BIN, 'check', path], { env: bare, encoding: 'utf8', timeout: 2000 });
-  assert.equal(c.status, 3);
+  assert.equal(cli(['check', path], { env: bare }).code, 3);
 });

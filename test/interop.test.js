@@ -4,11 +4,11 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import { tmp, state, startRunner, start, kill, until, compileC } from './helpers.js';
+import { tmp, state, startRunner, start, kill, until, compileC, HANG_GUARD_MS } from './helpers.js';
 
 /** One run of the C checker: [exit code, what it printed]. */
 const cChecker = (path) => {
-  const r = spawnSync(compileC('checker'), [path], { encoding: 'utf8', timeout: 2000 });
+  const r = spawnSync(compileC('checker'), [path], { encoding: 'utf8', timeout: HANG_GUARD_MS });
   return [r.status, r.stdout];
 };
 

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { tmp, cli, state, startRunner, start, kill, BIN } from './helpers.js';
+import { tmp, cli, state, startRunner, start, kill, BIN, HANG_GUARD_MS } from './helpers.js';
 
 test('run PATH 120, check, SIGKILL, restart over the stale FIFO, SIGTERM', async (t) => {
   const path = join(tmp(t), 'mah-pipe');
@@ -91,8 +91,8 @@ test('--help and --version', () => {
 test('a closed stdout is no error: the answer is in the exit code', (t) => {
   const path = join(tmp(t), 'p');
   // `exec 1>&-` runs proc-alive with its stdout closed: every write fails (EBADF), like EPIPE, at once.
-  const r = spawnSync('/bin/sh', ['-c', `exec 1>&-; exec "${process.execPath}" "${BIN}" check "${path}"`], { encoding: 'utf8', timeout: 2000 });
+  const r = spawnSync('/bin/sh', ['-c', `exec 1>&-; exec "${process.execPath}" "${BIN}" check "${path}"`], { encoding: 'utf8', timeout: HANG_GUARD_MS });
   assert.deepEqual([r.status, r.stderr], [3, '']);
-  const help = spawnSync('/bin/sh', ['-c', `"${process.execPath}" "${BIN}" --help | head -c 0`], { encoding: 'utf8', timeout: 2000 });
+  const help = spawnSync('/bin/sh', ['-c', `"${process.execPath}" "${BIN}" --help | head -c 0`], { encoding: 'utf8', timeout: HANG_GUARD_MS });
   assert.deepEqual([help.status, help.stderr], [0, '']);
 });
