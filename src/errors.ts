@@ -14,6 +14,14 @@ export type ProcAliveErrorCode =
   | 'EINVAL'
   /** No way to create a FIFO here: koffi did not load and no `mkfifo` program was found. */
   | 'ENOMKFIFO'
+  /** Another process holds the target (exclusive hold, or an exclusive holder when asking for shared). */
+  | 'EHELD'
+  /** The lock file (`.<name>.lock` next to the FIFO) is not a regular file. */
+  | 'EBADLOCK'
+  /** No way to lock here: koffi did not load and no `flock` program was found, or flock failed. */
+  | 'ENOLOCK'
+  /** A wrapped command ended before it said it was ready. */
+  | 'ENOTREADY'
   | (string & {});
 
 export interface ProcAliveErrorOptions {

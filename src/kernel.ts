@@ -13,6 +13,7 @@
 import * as fs from 'node:fs';
 import { createRequire } from 'node:module';
 import { constants as osConstants } from 'node:os';
+import { basename, dirname, join } from 'node:path';
 import { ProcAliveError, errnoError } from './errors.js';
 
 // Loaded on demand with this, not imported: koffi (~12 ms) and child_process (~3 ms at start-up, and only
@@ -51,6 +52,19 @@ function notFifo(path: string, mode: number): ProcAliveError {
   return new ProcAliveError('ENOTFIFO', `not a FIFO (${kindOf(mode)})`, { path });
 }
 
+/**
+ * The FIFO a daemontools or runit service directory is checked by: its supervisor (supervise, runsv)
+ * holds `supervise/ok` open for reading while it runs, which is what svok(8) and `sv check` test. A
+ * directory is taken for a service directory if it has a `run` file or a `supervise` entry; any other
+ * directory cannot be told.
+ */
+export function serviceFifo(dir: string): string {
+  if (fs.existsSync(join(dir, 'run')) || fs.existsSync(join(dir, 'supervise'))) return join(dir, 'supervise', 'ok');
+  throw new ProcAliveError('ENOTFIFO', 'not a FIFO (directory), nor a service directory (no run file, no supervise/)', {
+    path: dir,
+  });
+}
+
 /** The path named a FIFO at our stat, and something else once opened: renamed over in between. */
 function replaced(path: string, during: 'checked' | 'opened'): ProcAliveError {
   return new ProcAliveError('ENOTFIFO', `not a FIFO (replaced while being ${during})`, { path });
@@ -58,6 +72,10 @@ function replaced(path: string, during: 'checked' | 'opened'): ProcAliveError {
 
 function isFifo(mode: number): boolean {
   return (mode & S_IFMT) === S_IFIFO;
+}
+
+function isDir(mode: number): boolean {
+  return (mode & S_IFMT) === fs.constants.S_IFDIR;
 }
 
 function codeOf(err: unknown): string {
@@ -74,6 +92,7 @@ interface Libc {
   fcntl(fd: number, cmd: number): number;
   close(fd: number): number;
   mkfifo(path: string, mode: number): number;
+  flock(fd: number, operation: number): number;
   errno(): number;
   /** One statx buffer, reused: the calls are synchronous, on the main thread. */
   buf: Buffer;
@@ -103,6 +122,7 @@ function loadLibc(): Libc | null {
       fcntl: lib.func('int fcntl(int fd, int cmd, ...)'),
       close: lib.func('int close(int fd)'),
       mkfifo: lib.func('int mkfifo(const char *path, uint32_t mode)'),
+      flock: lib.func('int flock(int fd, int operation)'),
       errno: () => koffi.errno(),
       buf: Buffer.alloc(256),
     };
@@ -140,16 +160,19 @@ function errnoName(n: number): string {
 }
 
 /** A check through the FFI: statx, then open + fcntl + close only if a FIFO is there. */
-export function probeFfi(path: string): State {
+export function probeFfi(path: string, inService = false): State {
   const c = loadLibc();
-  if (c === null) return probeFs(path);
+  if (c === null) return probeFs(path, inService);
   if (c.statx(AT_FDCWD, path, 0, STATX_TYPE, c.buf) !== 0) {
     const e = c.errno();
     if (e === errnos.ENOENT) return 'absent';
     throw errnoError(errnoName(e), path, 'cannot check');
   }
   const mode = c.buf.readUInt16LE(STATX_MODE_OFFSET);
-  if (!isFifo(mode)) throw notFifo(path, mode);
+  if (!isFifo(mode)) {
+    if (isDir(mode) && !inService) return probeFfi(serviceFifo(path), true);
+    throw notFifo(path, mode);
+  }
   const fd = c.open(path, CHECK_FLAGS | O_CLOEXEC_LINUX);
   if (fd < 0) {
     const e = c.errno();
@@ -174,7 +197,7 @@ export function probeFfi(path: string): State {
  * forever, and watchers see IN_CLOSE_WRITE); a device runs its driver's open (/dev/watchdog arms); a
  * socket fails with ENXIO like a dead FIFO. So nothing but a FIFO is ever opened.
  */
-export function probeFs(path: string): State {
+export function probeFs(path: string, inService = false): State {
   let st: fs.Stats | undefined;
   try {
     st = fs.statSync(path, { throwIfNoEntry: false }); // undefined for ENOENT only: ENOTDIR still throws
@@ -182,7 +205,10 @@ export function probeFs(path: string): State {
     throw errnoError(codeOf(err), path, 'cannot check', err);
   }
   if (st === undefined) return 'absent';
-  if (!isFifo(st.mode)) throw notFifo(path, st.mode);
+  if (!isFifo(st.mode)) {
+    if (isDir(st.mode) && !inService) return probeFs(serviceFifo(path), true);
+    throw notFifo(path, st.mode);
+  }
   let fd: number;
   try {
     fd = fs.openSync(path, CHECK_FLAGS);
@@ -215,7 +241,7 @@ export function probeSync(path: string): State {
  * The same check on libuv's thread pool: a stat on a hung network filesystem does not stall the event
  * loop. Callback APIs rather than fs.promises, whose FileHandle would be closed behind our back on GC.
  */
-export async function probe(path: string): Promise<State> {
+export async function probe(path: string, inService = false): Promise<State> {
   let st: fs.Stats;
   try {
     st = await new Promise<fs.Stats>((resolve, reject) => fs.stat(path, (e, s) => (e ? reject(e) : resolve(s))));
@@ -223,7 +249,10 @@ export async function probe(path: string): Promise<State> {
     if (codeOf(err) === 'ENOENT') return 'absent';
     throw errnoError(codeOf(err), path, 'cannot check', err);
   }
-  if (!isFifo(st.mode)) throw notFifo(path, st.mode);
+  if (!isFifo(st.mode)) {
+    if (isDir(st.mode) && !inService) return probe(serviceFifo(path), true);
+    throw notFifo(path, st.mode);
+  }
   let fd: number;
   try {
     fd = await new Promise<number>((resolve, reject) =>
@@ -336,36 +365,199 @@ const strerrors: Record<string, string> = {
 };
 
 /**
- * Closes a holder's reader, then removes the FIFO if `remove`, if the path still names the inode we held
- * (a FIFO recreated by someone else is not ours to remove), and if no other reader holds it (checked by
- * the same non-blocking open a checker does, once our own reader is closed).
+ * Refuses, before anything is created next to it, a path where something that is not a FIFO is (so that
+ * `run /dev/null` does not leave a lock file in /dev). A missing path is fine: the holder creates it.
  */
-export function closeReader(path: string, reader: Reader, remove: boolean): void {
-  let ours = false;
-  if (remove) {
-    const st = fs.lstatSync(path, { throwIfNoEntry: false });
-    ours = st !== undefined && st.dev === reader.dev && st.ino === reader.ino;
+export function refuseNonFifo(path: string): void {
+  let st: fs.Stats | undefined;
+  try {
+    st = fs.statSync(path, { throwIfNoEntry: false });
+  } catch (err) {
+    throw errnoError(codeOf(err), path, 'cannot hold', err);
   }
+  if (st !== undefined && !isFifo(st.mode)) throw notFifo(path, st.mode);
+}
+
+/** Closes a holder's reader fd. */
+export function closeReader(path: string, reader: Reader): void {
   try {
     fs.closeSync(reader.fd);
   } catch (err) {
-    // EBADF: the fd was closed behind the holder's back, and the FIFO may already be held by a new reader
-    // that got the same number; removing it now could remove someone else's. Report, remove nothing.
+    // EBADF: the fd was closed behind the holder's back; its number may now be someone else's.
     throw errnoError(codeOf(err), path, 'cannot close the FIFO', err);
   }
-  if (!ours) return;
-  let others: State;
+}
+
+/**
+ * Removes the FIFO at `path` if it is still the inode `reader` held (a FIFO recreated by someone else is
+ * not ours to remove) and no reader holds it any more (the same non-blocking open a checker does).
+ * Called by the last holder, under the exclusive lock, so no proc-alive holder is about to open it.
+ */
+export function removeIfDead(path: string, reader: Reader): void {
+  const st = fs.lstatSync(path, { throwIfNoEntry: false });
+  if (st === undefined || st.dev !== reader.dev || st.ino !== reader.ino) return;
+  let state: State;
   try {
-    others = probeFs(path);
+    state = probeFs(path, true);
   } catch {
     return; // replaced by something that is not a FIFO since the lstat: not ours any more
   }
-  if (others !== 'dead') return;
+  if (state === 'dead') unlinkQuiet(path, 'cannot remove the FIFO');
+}
+
+/** unlink(2), where "already gone" is success. */
+export function unlinkQuiet(path: string, doing: string): void {
   try {
     fs.unlinkSync(path);
   } catch (err) {
-    if (codeOf(err) !== 'ENOENT') throw errnoError(codeOf(err), path, 'cannot remove the FIFO', err);
+    if (codeOf(err) !== 'ENOENT') throw errnoError(codeOf(err), path, doing, err);
   }
+}
+
+/** rename(2): atomic on one filesystem; the new name replaces what was there. */
+export function renameOver(from: string, to: string): void {
+  try {
+    fs.renameSync(from, to);
+  } catch (err) {
+    throw errnoError(codeOf(err), to, 'cannot put the FIFO in place', err);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Exclusive start. A FIFO cannot carry its own lock for every use: to lock it one must open it, and
+// opening it for reading makes the target alive, which a holder that is not ready yet must not do. So
+// the lock is a sibling file (`.<name>.lock`), as daemontools' and runit's `supervise/lock` are. It is
+// locked with flock(2): the lock belongs to the open file description, so it is dropped by the kernel
+// however its holders end, SIGKILL included, and it is shared with children that inherit the fd.
+
+/** The lock file of the FIFO at `path`. */
+export function lockPathOf(path: string): string {
+  return join(dirname(path), `.${basename(path)}.lock`);
+}
+
+export interface Lock {
+  fd: number;
+  dev: number;
+  ino: number;
+  path: string;
+}
+
+const LOCK_SH = 1;
+const LOCK_EX = 2;
+const LOCK_NB = 4; // flock(2): fail with EWOULDBLOCK rather than wait
+const FLOCK_BUSY = 75; // what we ask flock(1) to exit with when the lock is taken (-E)
+
+/** flock(2) without waiting. True if taken, false if someone holds a conflicting lock. */
+function flock(fd: number, exclusive: boolean, path: string): boolean {
+  const c = loadLibc();
+  if (c !== null) {
+    if (c.flock(fd, (exclusive ? LOCK_EX : LOCK_SH) | LOCK_NB) === 0) return true;
+    const e = c.errno();
+    if (e === errnos.EWOULDBLOCK || e === errnos.EAGAIN) return false;
+    throw errnoError(errnoName(e), path, 'cannot lock');
+  }
+  // No FFI: util-linux flock(1) locks the fd we hand it as its fd 3. It shares our open file description,
+  // which owns the lock, so the lock outlives that short-lived child (flock(2), "NOTES").
+  const { spawnSync } = load('node:child_process') as typeof import('node:child_process');
+  const r = spawnSync('flock', ['-n', exclusive ? '-x' : '-s', '-E', String(FLOCK_BUSY), '3'], {
+    stdio: ['ignore', 'ignore', 'pipe', fd],
+    env: { ...process.env, LC_ALL: 'C' },
+  });
+  if (r.error !== undefined) {
+    throw new ProcAliveError('ENOLOCK', 'cannot lock: koffi did not load and no flock program was found', {
+      path,
+      cause: r.error,
+    });
+  }
+  if (r.status === 0) return true;
+  if (r.status === FLOCK_BUSY) return false;
+  throw new ProcAliveError('ENOLOCK', `cannot lock: flock(1) said: ${String(r.stderr).trim() || `exit ${r.status}`}`, {
+    path,
+  });
+}
+
+/**
+ * Takes the lock of the FIFO at `path`, exclusive or shared, without waiting. Returns null when another
+ * holder has a conflicting lock. A releasing holder removes the lock file; one who opened that file just
+ * before finds, after locking, that the path names another file or none, and starts again on the new one.
+ */
+export function acquireLock(path: string, exclusive: boolean): Lock | null {
+  const lockPath = lockPathOf(path);
+  for (;;) {
+    let fd: number;
+    let st: fs.Stats;
+    try {
+      // O_CREAT on a FIFO would open it, and a reader we did not mean to be: refuse anything else first.
+      const before = fs.lstatSync(lockPath, { throwIfNoEntry: false });
+      if (before !== undefined && !before.isFile()) throw notLockFile(lockPath, before.mode);
+      fd = fs.openSync(lockPath, LOCK_FLAGS, 0o600);
+      st = fs.fstatSync(fd);
+    } catch (err) {
+      if (err instanceof ProcAliveError) throw err;
+      throw errnoError(codeOf(err), path, `cannot create its lock file ${basename(lockPath)}`, err);
+    }
+    try {
+      if (!st.isFile()) throw notLockFile(lockPath, st.mode);
+      if (!flock(fd, exclusive, path)) {
+        fs.closeSync(fd);
+        return null;
+      }
+      const now = fs.lstatSync(lockPath, { throwIfNoEntry: false });
+      if (now !== undefined && now.dev === st.dev && now.ino === st.ino) return { fd, dev: st.dev, ino: st.ino, path: lockPath };
+    } catch (err) {
+      fs.closeSync(fd);
+      throw err;
+    }
+    fs.closeSync(fd);
+  }
+}
+
+const LOCK_FLAGS = O_RDONLY | fs.constants.O_CREAT | fs.constants.O_NOFOLLOW | O_NONBLOCK | O_NOCTTY;
+
+function notLockFile(path: string, mode: number): ProcAliveError {
+  return new ProcAliveError('EBADLOCK', `lock file is a ${kindOf(mode)}, not a regular file`, { path });
+}
+
+/**
+ * Lets go of a lock. The last holder tidies up: `tidy` runs (remove the FIFO if dead, the record), then
+ * the lock file is removed. A holder is the last if it can lock exclusively; in exclusive mode it already
+ * does. (flock(2) may drop a shared lock before granting the exclusive one; a contender that gets in
+ * between is then the last, and tidies up itself.)
+ */
+export function releaseLock(lock: Lock, exclusive: boolean, tidy: () => void): void {
+  try {
+    if (exclusive || flock(lock.fd, true, lock.path)) {
+      const now = fs.lstatSync(lock.path, { throwIfNoEntry: false });
+      if (now !== undefined && now.dev === lock.dev && now.ino === lock.ino) {
+        tidy();
+        unlinkQuiet(lock.path, 'cannot remove the lock file');
+      }
+    }
+  } finally {
+    fs.closeSync(lock.fd);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Listing a directory of targets.
+
+/** The targets in `dir`: FIFOs and service directories, not hidden (our lock and record files are). */
+export function listTargets(dir: string): string[] {
+  let entries: fs.Dirent[];
+  try {
+    entries = fs.readdirSync(dir, { withFileTypes: true });
+  } catch (err) {
+    if (codeOf(err) === 'ENOENT') return [];
+    throw errnoError(codeOf(err), dir, 'cannot list', err);
+  }
+  const out: string[] = [];
+  for (const e of entries) {
+    if (e.name.startsWith('.')) continue;
+    const path = join(dir, e.name);
+    if (e.isFIFO()) out.push(path);
+    else if (e.isDirectory() && (fs.existsSync(join(path, 'run')) || fs.existsSync(join(path, 'supervise')))) out.push(path);
+  }
+  return out.sort();
 }
 
 // ---------------------------------------------------------------------------------------------------

@@ -4,6 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, statSync, symlinkSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { tmp, cli, state, start, startRunner, kill, until, BIN } from './helpers.js';
 
@@ -75,16 +76,22 @@ test('without the FFI (PROC_ALIVE_FFI=0), run creates the FIFO with the mkfifo p
   await kill(again, 'SIGTERM');
   assert.equal(existsSync(path), false);
 
-  // mkfifo(1)'s failure is reported with its errno name, as the FFI's would be.
+  // A failure is reported with its errno name, as the FFI's would be.
   const missing = join(tmp(t), 'no', 'p');
   const noParent = cli(['run', missing, '1'], { env });
-  assert.equal(noParent.code, 1);
-  assert.equal(noParent.stderr, `proc-alive: cannot hold ${missing}: cannot create the FIFO: no such file or directory (ENOENT)\n`);
+  assert.equal(noParent.code, 125);
+  assert.equal(noParent.stderr, `proc-alive: cannot hold ${missing}: cannot create its lock file .p.lock: no such file or directory (ENOENT)\n`);
 
-  // Neither the FFI nor a mkfifo program: one clear line. Checks still work (they need neither).
+  // Neither the FFI nor a flock program, then no mkfifo program: one clear line each. Checks still
+  // work (they need neither).
   const bare = { ...env, PATH: tmp(t) };
   const r = cli(['run', path, '1'], { env: bare });
-  assert.equal(r.code, 1);
-  assert.equal(r.stderr, `proc-alive: cannot hold ${path}: cannot create the FIFO: koffi did not load and no mkfifo program was found\n`);
+  assert.equal(r.code, 125);
+  assert.equal(r.stderr, `proc-alive: cannot hold ${path}: cannot lock: koffi did not load and no flock program was found\n`);
   assert.equal(cli(['check', path], { env: bare }).code, 3);
+  const onlyFlock = tmp(t);
+  symlinkSync(execFileSync('sh', ['-c', 'command -v flock'], { encoding: 'utf8' }).trim(), join(onlyFlock, 'flock'));
+  const r2 = cli(['run', path, '1'], { env: { ...env, PATH: onlyFlock } });
+  assert.equal(r2.code, 125);
+  assert.equal(r2.stderr, `proc-alive: cannot hold ${path}: cannot create the FIFO: koffi did not load and no mkfifo program was found\n`);
 });

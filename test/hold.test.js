@@ -61,7 +61,7 @@ test('a path that is not a FIFO is refused and left untouched', async (t) => {
   chmodSync(file, 0o644);
   const before = statSync(file);
   const r = cli(['run', file, '1']);
-  assert.equal(r.code, 1);
+  assert.equal(r.code, 125);
   assert.deepEqual(r.errLines, [`proc-alive: cannot hold ${file}: not a FIFO (regular file)`]);
   const after = statSync(file);
   assert.equal(readFileSync(file, 'utf8'), 'precious\n');
@@ -99,8 +99,8 @@ test('library: hold, check, checkSync, close, keep, dispose', async (t) => {
 test('close() never removes a FIFO another holder still holds, nor one that replaced ours', async (t) => {
   const dir = tmp(t);
   const path = join(dir, 'p');
-  const other = await startRunner(t, path);
-  const mine = hold(path);
+  const other = await startRunner(t, path, ['--shared', '120']);
+  const mine = hold(path, { shared: true });
   mine.close();
   assert.equal(checkSync(path), 'alive', 'the other holder still holds it, so it stays');
   await kill(other, 'SIGTERM');
