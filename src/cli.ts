@@ -1,17 +1,25 @@
 // The command line: parses arguments, calls the library, maps outcomes to exit codes. It holds no logic
 // of its own. `main` returns the exit code rather than exiting, so it can be tested in-process.
 
-import { readFileSync, writeSync } from 'node:fs';
+import { writeSync } from 'node:fs';
+import { basename } from 'node:path';
 import { checkSync, type State } from './check.js';
 import { ProcAliveError } from './errors.js';
 import type { Holder } from './hold.js';
+import type { Status } from './status.js';
 import { defaultDir, targetPath } from './target.js';
+import { version } from './version.js';
 
 /** Exit codes of `check` (LSB init-script `status` codes). */
 export const CHECK_EXIT = { alive: 0, dead: 1, absent: 3, unknown: 4 } as const;
 export const EXIT_USAGE = 2;
-/** `run` could not hold the target. */
-export const EXIT_RUN_FAILED = 1;
+/** `run`: another process holds the target (sysexits' EX_TEMPFAIL: try again later). */
+export const EXIT_HELD = 75;
+/** `run` could not hold the target, or set it up (125, as env(1) and timeout(1) say of themselves). */
+export const EXIT_RUN_FAILED = 125;
+/** `run -- command`: the command was found but cannot be run; not found (the shell's codes). */
+export const EXIT_CANNOT_EXEC = 126;
+export const EXIT_NOT_FOUND = 127;
 
 const help = (): string => `Usage: proc-alive <command> [options]
 
@@ -22,10 +30,21 @@ The kernel drops the reader however the runner ends, SIGKILL included. No PID, n
 Commands:
   run <target> [seconds]   (alias: runner) hold <target> until <seconds> pass (default: forever)
                            or SIGTERM/SIGINT; then remove the FIFO and exit 0
+  run <target> -- <command> [args...]
+                           start <command> holding <target>: alive while it runs, dead the instant
+                           it ends; signals TERM INT HUP QUIT USR1 USR2 are passed on; exits with
+                           its code (128+N if signal N ended it)
       --mode <octal>       mode of a FIFO it creates (default 0600; 0620 lets the group check)
+      --shared             hold along with other --shared holders (alive while any lives);
+                           default: exclusive, a second run on a held target exits 75
+      --ready              (with a command) alive only once the command writes a line to fd 5
+                           ($PROC_ALIVE_READY_FD), e.g. echo >&5
   check <target>...        (alias: checker) say whether each target is alive
       --json               one JSON object per target per line: {"target","path","state",...}
       -q, --quiet          print nothing; use the exit code (usage errors are still printed)
+  status [target...]       state and holder of each target (pid, uptime, command), or of every
+                           target in the default directory; exit codes as for check
+      --json               one JSON object per target per line: {"target","path","state","holder",...}
   --help, -h               this text
   --version, -V            the version
 
@@ -33,6 +52,7 @@ Targets:
   A target that contains a '/' is a path (/tmp/mah-pipe, ./web). A bare name (web) lives in the
   default directory: $PROC_ALIVE_DIR, else $XDG_RUNTIME_DIR/proc-alive, else <tmpdir>/proc-alive-<uid>
   (here: ${defaultDir()}). It must be owned by you or root and not writable by group or others.
+  A daemontools or runit service directory (one with supervise/ok) is alive while its supervisor runs.
 
 Exit codes of check:
   0  alive    a process holds the FIFO
@@ -44,9 +64,15 @@ Exit codes of check:
   else 0 (all alive).
 
 Exit codes of run:
-  0  held, then released after <seconds> or on SIGTERM/SIGINT (the FIFO is removed)
-  1  could not hold the target; stderr says why
-  2  usage error
+  0    held, then released after <seconds> or on SIGTERM/SIGINT (the FIFO is removed)
+  N    with a command: the command's exit code, or 128+N if signal N ended it
+  2    usage error
+  75   another process holds the target (stderr names its pid when known)
+  125  could not hold the target; stderr says why
+  126  the command cannot be run (not executable)
+  127  the command was not found
+  A command that exits 0, or that a forwarded signal ended, leaves the target absent; any other
+  end leaves it dead (crashed), with how it ended in its record (see status).
 `;
 
 class UsageError extends Error {}
@@ -70,11 +96,6 @@ function write(fd: 1 | 2, text: string): void {
 
 function say(line: string): void {
   write(2, `proc-alive: ${line}\n`);
-}
-
-function version(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
-  return pkg.version;
 }
 
 interface Parsed {
@@ -175,23 +196,32 @@ function parseMode(text: string | undefined): number | undefined {
 }
 
 async function runRun(args: string[]): Promise<number> {
-  const { values, operands } = parse(args, [], ['--mode']);
+  // Everything after '--' is the command, never our options.
+  const dash = args.indexOf('--');
+  const command = dash >= 0 ? args.slice(dash + 1) : undefined;
+  const { flags, values, operands } = parse(dash >= 0 ? args.slice(0, dash) : args, ['--shared', '--ready'], ['--mode']);
   if (operands.length === 0) throw new UsageError('run needs a target');
-  if (operands.length > 2) throw new UsageError(`run takes a target and seconds, not '${operands.slice(2).join(' ')}'`);
   const [target, secondsText] = operands as [string, string | undefined];
   if (target === '') throw new UsageError('empty target: give a path or a name');
-  const seconds = parseSeconds(secondsText);
   const mode = parseMode(values.get('--mode'));
+  const shared = flags.has('--shared');
+  const ready = flags.has('--ready');
+  if (command !== undefined) {
+    if (operands.length > 1) throw new UsageError(`run takes a target before '--', not '${operands.slice(1).join(' ')}'`);
+    if (command.length === 0 || command[0] === '') throw new UsageError("no command after '--'");
+    if (ready && shared) throw new UsageError('--ready cannot be combined with --shared');
+    return runCommand(target, command as [string, ...string[]], { shared, ready, ...(mode === undefined ? {} : { mode }) });
+  }
+  if (operands.length > 2) throw new UsageError(`run takes a target and seconds, not '${operands.slice(2).join(' ')}'`);
+  if (ready) throw new UsageError("--ready needs a command: run <target> --ready -- <command>");
+  const seconds = parseSeconds(secondsText);
   // Loaded here, not at the top: a check, the command that must start fast, does not need it.
   const { hold } = await import('./hold.js');
   let holder: Holder;
   try {
-    holder = hold(target, mode === undefined ? {} : { mode });
+    holder = hold(target, { shared, ...(mode === undefined ? {} : { mode }) });
   } catch (err) {
-    // EINVAL is about the arguments (a bad name, a mode that lets others read): a usage error.
-    if (err instanceof ProcAliveError && err.code === 'EINVAL') throw new UsageError(err.message);
-    say(`cannot hold ${failure(target, err)}`);
-    return EXIT_RUN_FAILED;
+    return holdFailed(target, err);
   }
   return new Promise<number>((resolve) => {
     let timer: NodeJS.Timeout | undefined;
@@ -218,6 +248,115 @@ async function runRun(args: string[]): Promise<number> {
   });
 }
 
+/** The exit code (and the one line) for a target that could not be held. */
+function holdFailed(target: string, err: unknown): number {
+  // EINVAL is about the arguments (a bad name, a mode that lets others read): a usage error.
+  if (err instanceof ProcAliveError && err.code === 'EINVAL') throw new UsageError(err.message);
+  say(`cannot hold ${failure(target, err)}`);
+  return err instanceof ProcAliveError && err.code === 'EHELD' ? EXIT_HELD : EXIT_RUN_FAILED;
+}
+
+async function runCommand(
+  target: string,
+  [command, ...args]: [string, ...string[]],
+  options: { shared: boolean; ready: boolean; mode?: number },
+): Promise<number> {
+  const { wrap } = await import('./wrap.js');
+  let wrapped: ReturnType<typeof wrap>;
+  try {
+    wrapped = wrap(target, command, args, { ...options, forwardSignals: true });
+  } catch (err) {
+    return holdFailed(target, err);
+  }
+  wrapped.alive.catch((err: unknown) => {
+    if (err instanceof ProcAliveError && err.code === 'ENOTREADY') say(failure(target, err));
+  });
+  try {
+    return (await wrapped.exited).status;
+  } catch (err) {
+    say(failure(target, err));
+    const code = err instanceof ProcAliveError ? err.code : '';
+    return code === 'ENOENT' ? EXIT_NOT_FOUND : code === 'EACCES' || code === 'ENOEXEC' ? EXIT_CANNOT_EXEC : EXIT_RUN_FAILED;
+  }
+}
+
+/** "3m12s": the two largest units of a duration. */
+function duration(ms: number): string {
+  let s = Math.max(0, Math.floor(ms / 1000));
+  const units: Array<[string, number]> = [['d', 86400], ['h', 3600], ['m', 60], ['s', 1]];
+  const parts: string[] = [];
+  for (const [unit, size] of units) {
+    if (s >= size || (unit === 's' && parts.length === 0)) {
+      parts.push(`${Math.floor(s / size)}${unit}`);
+      s %= size;
+    }
+    if (parts.length === 2) break;
+  }
+  return parts.join('');
+}
+
+/** The part of a status line after the state: who holds it, or who held it. */
+function describe(st: Status, now: number): string {
+  const h = st.holder;
+  if (h === null) return st.state === 'alive' ? 'no record (not held by proc-alive run)' : '';
+  const since = duration(now - Date.parse(h.started));
+  const command = h.command.join(' ');
+  if (h.supervisor !== undefined) {
+    const service = h.pid === 0 ? `service down ${since}` : `service pid ${h.pid}  up ${since}`;
+    return st.state === 'alive' ? `${h.supervisor}  ${service}` : `${h.supervisor} not running`;
+  }
+  if (!st.stale) return `pid ${h.pid}  up ${since}${h.shared ? '  (shared: latest holder)' : ''}  ${command}`;
+  const end = h.exit === undefined ? '' : h.exit.signal !== null ? `, killed by ${h.exit.signal}` : `, exited ${h.exit.code}`;
+  return `stale record: pid ${h.pid}, started ${since} ago${end}  ${command}`;
+}
+
+async function runStatus(args: string[]): Promise<number> {
+  const { flags, operands } = parse(args, ['--json']);
+  if (operands.includes('')) throw new UsageError('empty target: give a path or a name');
+  const json = flags.has('--json');
+  const { statusSync, listTargetsIn } = await import('./status.js');
+  let targets = operands;
+  if (targets.length === 0) {
+    try {
+      targets = listTargetsIn(defaultDir());
+    } catch (err) {
+      say(reason(err));
+      return CHECK_EXIT.unknown;
+    }
+    if (targets.length === 0 && !json) say(`no targets in ${defaultDir()}`);
+  }
+  const listed = operands.length === 0;
+  const rows: Array<[string, string, string]> = [];
+  const out: string[] = [];
+  const seen = new Set<number>();
+  const now = Date.now();
+  for (const target of targets) {
+    const name = listed ? basename(target) : target;
+    let st: Status | undefined;
+    try {
+      st = statusSync(target);
+    } catch (err) {
+      if (err instanceof ProcAliveError && err.code === 'EINVAL' && err.path === undefined) throw new UsageError(err.message);
+      say(failure(name, err));
+      seen.add(CHECK_EXIT.unknown);
+      if (json) {
+        out.push(JSON.stringify({ target: name, path: listed ? target : null, state: 'unknown', code: (err as ProcAliveError).code ?? 'EIO', error: reason(err) }));
+      } else {
+        rows.push([name, 'unknown', '']);
+      }
+      continue;
+    }
+    seen.add(CHECK_EXIT[st.state]);
+    if (json) out.push(JSON.stringify({ ...st, target: name }));
+    else rows.push([name, st.state, describe(st, now)]);
+  }
+  const width = Math.max(0, ...rows.map(([n]) => n.length));
+  for (const [n, state, rest] of rows) out.push(`${n.padEnd(width)}  ${state.padEnd(7)}  ${rest}`.trimEnd());
+  if (out.length > 0) write(1, `${out.join('\n')}\n`);
+  for (const code of [CHECK_EXIT.unknown, CHECK_EXIT.dead, CHECK_EXIT.absent]) if (seen.has(code)) return code;
+  return CHECK_EXIT.alive;
+}
+
 /** Runs the command line `args` (without node and the script) and returns the exit code. */
 export async function main(args: string[]): Promise<number> {
   const [command, ...rest] = args;
@@ -229,6 +368,8 @@ export async function main(args: string[]): Promise<number> {
       case 'run':
       case 'runner':
         return await runRun(rest);
+      case 'status':
+        return await runStatus(rest);
       case '--help':
       case '-h':
       case 'help':

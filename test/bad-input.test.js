@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync, execFileSync } from 'node:child_process';
-import { chmodSync, chownSync, cpSync, mkdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, cpSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { once } from 'node:events';
 import { join } from 'node:path';
@@ -62,7 +62,7 @@ test('bad input: documented exit code, one line, no hang', async (t) => {
   chmodSync(groupWritable, 0o770);
 
   const cases = [
-    ['directory', ['check', dir], 4, /: not a FIFO \(directory\)$/],
+    ['directory', ['check', dir], 4, /: not a FIFO \(directory\), nor a service directory \(no run file, no supervise\/\)$/],
     ['regular file', ['check', file], 4, /: not a FIFO \(regular file\)$/],
     ['/dev/null', ['check', '/dev/null'], 4, /^proc-alive: \/dev\/null: not a FIFO \(character device\)$/],
     ['listening unix socket', ['check', sock], 4, /: not a FIFO \(socket\)$/],
@@ -71,7 +71,7 @@ test('bad input: documented exit code, one line, no hang', async (t) => {
     ['name over NAME_MAX', ['check', longName], 4, /name too long \(ENAMETOOLONG\)$/],
     ['path over PATH_MAX', ['check', longPath], 4, /name too long \(ENAMETOOLONG\)$/],
     ['missing parent (check: nothing there)', ['check', join(dir, 'no', 'p')], 3, null],
-    ['missing parent (run)', ['run', join(dir, 'no', 'p'), '1'], 1, /cannot create the FIFO: no such file or directory \(ENOENT\)$/],
+    ['missing parent (run)', ['run', join(dir, 'no', 'p'), '1'], 125, /cannot create its lock file .p.lock: no such file or directory \(ENOENT\)$/],
     ['empty target', ['check', ''], 2, /^proc-alive: empty target/],
     ['empty target (run)', ['run', ''], 2, /^proc-alive: empty target/],
     ['no target', ['check'], 2, /^proc-alive: check needs at least one target$/],
@@ -84,15 +84,30 @@ test('bad input: documented exit code, one line, no hang', async (t) => {
     ['mode that lets others read', ['run', '--mode', '0644', join(dir, 'p')], 2, /mode 0644 is not allowed/],
     ['too many operands (run)', ['run', join(dir, 'p'), '1', '2'], 2, /run takes a target and seconds/],
     ['bad --mode', ['run', '--mode', 'rw', join(dir, 'p')], 2, /--mode takes an octal mode/],
-    ['run on a directory', ['run', dir, '1'], 1, /cannot hold .*: not a FIFO \(directory\)$/],
-    ['run on /dev/null', ['run', '/dev/null', '1'], 1, /cannot hold \/dev\/null: not a FIFO \(character device\)$/],
+    ['run on a directory', ['run', dir, '1'], 125, /cannot hold .*: not a FIFO \(directory\)$/],
+    ['run on /dev/null', ['run', '/dev/null', '1'], 125, /cannot hold \/dev\/null: not a FIFO \(character device\)$/],
+    ['run a command on /dev/null', ['run', '/dev/null', '--', 'true'], 125, /cannot hold \/dev\/null: not a FIFO \(character device\)$/],
+    ['lock file is a directory', ['run', join(dir, 'q'), '1'], 125, /lock file is a directory, not a regular file$/],
+    ['--ready without a command', ['run', join(dir, 'p'), '--ready'], 2, /^proc-alive: --ready needs a command/],
+    ['--ready with --shared', ['run', join(dir, 'p'), '--ready', '--shared', '--', 'true'], 2, /^proc-alive: --ready cannot be combined with --shared$/],
+    ['seconds and a command', ['run', join(dir, 'p'), '5', '--', 'true'], 2, /^proc-alive: run takes a target before '--', not '5'$/],
+    ['nothing after --', ['run', join(dir, 'p'), '--'], 2, /^proc-alive: no command after '--'$/],
+    ['empty command', ['run', join(dir, 'p'), '--', ''], 2, /^proc-alive: no command after '--'$/],
+    ['command not found', ['run', join(dir, 'p'), '--', join(dir, 'no-such-command')], 127, /: cannot run '.*no-such-command': command not found$/],
+    ['command not executable', ['run', join(dir, 'p'), '--', file], 126, /: cannot run '.*file': permission denied \(not executable\?\)$/],
+    ['status of a regular file', ['status', file], 4, /: not a FIFO \(regular file\)$/],
+    ['status: empty target', ['status', ''], 2, /^proc-alive: empty target/],
+    ['status: unknown flag', ['status', '--frobnicate'], 2, /^proc-alive: unknown option '--frobnicate'$/],
     ['bare name .', ['check', '.'], 2, /^proc-alive: '\.' is not a valid name/],
     ['bare name .. (run)', ['run', '..'], 2, /^proc-alive: '\.\.' is not a valid name/],
     ['default dir writable by group', ['check', 'web'], 4, /default directory is writable by group \(mode 770\)/, { PROC_ALIVE_DIR: groupWritable }],
   ];
+  mkdirSync(join(dir, '.q.lock'));
   expectAll(cases);
-  // Nothing was created by the refused runs.
+  // Nothing was created by the refused runs, nor by the commands that could not start.
   assert.throws(() => statSync(join(dir, 'p')), { code: 'ENOENT' });
+  assert.deepEqual(readdirSync(dir).filter((n) => /^\.?p(\.|$)/.test(n)), [], 'no FIFO, lock, record or temporary FIFO left for p');
+  assert.throws(() => statSync('/dev/.null.lock'), { code: 'ENOENT' });
 
   // Every back end of the library gives the same answer or the same error code.
   assert.ok(ffiLoaded(), 'the FFI back end loads on this platform (else the benchmark measures the fs one)');
@@ -132,7 +147,7 @@ test('as another user: permission denied is "cannot tell", a foreign default dir
   assert.equal(denied.code, 4, denied.stderr);
   assert.deepEqual(denied.errLines, [`proc-alive: ${locked}: cannot check: permission denied (EACCES)`]);
   const deniedRun = cliAs(NOBODY, publicDist, ['run', locked, '1']);
-  assert.equal(deniedRun.code, 1);
+  assert.equal(deniedRun.code, 125);
   assert.match(deniedRun.errLines.join('\n'), /^proc-alive: cannot hold .*: permission denied \(EACCES\)$/);
 
   const foreign = join(tmp(t), 'foreign');
@@ -140,7 +155,7 @@ test('as another user: permission denied is "cannot tell", a foreign default dir
   chownSync(foreign, NOBODY, NOBODY);
   expectAll([
     ['default dir owned by another user', ['check', 'web'], 4, /default directory is owned by uid 65534/, { PROC_ALIVE_DIR: foreign }],
-    ['default dir owned by another user (run)', ['run', 'web', '1'], 1, /default directory is owned by uid 65534/, { PROC_ALIVE_DIR: foreign }],
+    ['default dir owned by another user (run)', ['run', 'web', '1'], 125, /default directory is owned by uid 65534/, { PROC_ALIVE_DIR: foreign }],
   ]);
   assert.throws(() => statSync(join(foreign, 'web')), { code: 'ENOENT' });
 });
