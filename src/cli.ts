@@ -17,6 +17,8 @@ export const EXIT_USAGE = 2;
 export const EXIT_HELD = 75;
 /** `run` could not hold the target, or set it up (125, as env(1) and timeout(1) say of themselves). */
 export const EXIT_RUN_FAILED = 125;
+/** `wait`: the timeout passed first (s6-svwait's code). */
+export const EXIT_TIMEOUT = 99;
 /** `run -- command`: the command was found but cannot be run; not found (the shell's codes). */
 export const EXIT_CANNOT_EXEC = 126;
 export const EXIT_NOT_FOUND = 127;
@@ -45,6 +47,14 @@ Commands:
   status [target...]       state and holder of each target (pid, uptime, command), or of every
                            target in the default directory; exit codes as for check
       --json               one JSON object per target per line: {"target","path","state","holder",...}
+  wait <target>...         wait until every target is alive (no polling: the kernel tells)
+      --up | --down        wait for alive (default), or for dead or absent
+      --any | --all        until any one target is there, or all of them (default)
+      --timeout <seconds>  give up after this long: exit 99, naming what is not there yet
+  watch <target or directory>...
+                           print a line for each change of state, until SIGINT/SIGTERM (exit 0);
+                           a directory stands for the targets in it, as they come and go
+      --json               one JSON object per change per line
   --help, -h               this text
   --version, -V            the version
 
@@ -62,6 +72,9 @@ Exit codes of check:
   2  usage error
   With several targets: 4 if any cannot be told, else 1 if any is dead, else 3 if any is absent,
   else 0 (all alive).
+
+Exit codes of wait:
+  0  reached   99  timed out   2  usage error   4  a target cannot be told (stderr says why)
 
 Exit codes of run:
   0    held, then released after <seconds> or on SIGTERM/SIGINT (the FIFO is removed)
@@ -357,6 +370,70 @@ async function runStatus(args: string[]): Promise<number> {
   return CHECK_EXIT.alive;
 }
 
+/** Parses `--timeout <seconds>`: a non-negative decimal number. */
+function parseTimeout(text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  if (!/^\d+(\.\d+)?$/.test(text)) throw new UsageError(`--timeout takes a number of seconds, not '${text}'`);
+  return Number(text) * 1000;
+}
+
+async function runWait(args: string[]): Promise<number> {
+  const { flags, values, operands } = parse(args, ['--up', '--down', '--any', '--all'], ['--timeout']);
+  if (operands.length === 0) throw new UsageError('wait needs at least one target');
+  if (operands.includes('')) throw new UsageError('empty target: give a path or a name');
+  if (flags.has('--up') && flags.has('--down')) throw new UsageError('--up and --down cannot be combined');
+  if (flags.has('--any') && flags.has('--all')) throw new UsageError('--any and --all cannot be combined');
+  const timeout = parseTimeout(values.get('--timeout'));
+  const { waitAlive, waitDead } = await import('./wait.js');
+  const options = { any: flags.has('--any'), ...(timeout === undefined ? {} : { timeout }) };
+  try {
+    await (flags.has('--down') ? waitDead : waitAlive)(operands, options);
+    return 0;
+  } catch (err) {
+    if (err instanceof ProcAliveError && err.code === 'EINVAL' && err.path === undefined) throw new UsageError(err.message);
+    if (err instanceof ProcAliveError && err.code === 'ETIMEDOUT') {
+      say(`timed out: ${err.message}`);
+      return EXIT_TIMEOUT;
+    }
+    say(reason(err));
+    return CHECK_EXIT.unknown;
+  }
+}
+
+async function runWatch(args: string[]): Promise<number> {
+  const { flags, operands } = parse(args, ['--json']);
+  if (operands.length === 0) throw new UsageError('watch needs at least one target or directory');
+  if (operands.includes('')) throw new UsageError('empty target: give a path or a name');
+  const json = flags.has('--json');
+  const { watch } = await import('./watch.js');
+  let watcher: ReturnType<typeof watch>;
+  try {
+    watcher = watch(operands);
+  } catch (err) {
+    if (err instanceof ProcAliveError && err.code === 'EINVAL') throw new UsageError(err.message);
+    throw err;
+  }
+  watcher.on('change', (e) => {
+    if (json) {
+      write(1, `${JSON.stringify({ ...e, time: new Date(e.time).toISOString() })}\n`);
+      return;
+    }
+    const was = e.previous === null ? '' : `  (was ${e.previous})`;
+    const why = e.reason === undefined ? '' : `  ${e.reason}`;
+    write(1, `${new Date(e.time).toISOString()}  ${e.target}  ${e.state}${was}${why}\n`);
+  });
+  return new Promise<number>((resolve) => {
+    const stop = (): void => {
+      process.removeListener('SIGINT', stop);
+      process.removeListener('SIGTERM', stop);
+      watcher.close();
+      resolve(0);
+    };
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
+  });
+}
+
 /** Runs the command line `args` (without node and the script) and returns the exit code. */
 export async function main(args: string[]): Promise<number> {
   const [command, ...rest] = args;
@@ -370,6 +447,10 @@ export async function main(args: string[]): Promise<number> {
         return await runRun(rest);
       case 'status':
         return await runStatus(rest);
+      case 'wait':
+        return await runWait(rest);
+      case 'watch':
+        return await runWatch(rest);
       case '--help':
       case '-h':
       case 'help':

@@ -66,3 +66,13 @@ export function errnoError(code: string, path: string, doing: string, cause?: un
   const reason = reasons[code] ?? (cause instanceof Error ? cause.message : 'failed');
   return new ProcAliveError(code, `${doing}: ${reason} (${code})`, { path, cause });
 }
+
+/**
+ * The same error about another path: a FIFO made under a private name (`.web.123.new`) fails for reasons
+ * the user knows by the target's own path.
+ */
+export function aboutPath(err: unknown, path: string): unknown {
+  if (!(err instanceof ProcAliveError) || err.path === undefined || err.path === path) return err;
+  const reason = err.message.startsWith(`${err.path}: `) ? err.message.slice(err.path.length + 2) : err.message;
+  return new ProcAliveError(err.code, reason, { path, cause: err.cause });
+}

@@ -5,6 +5,7 @@ import { ProcAliveError } from './errors.js';
 import {
   acquireLock,
   closeReader,
+  openFreshReader,
   openReader,
   probeFs,
   refuseNonFifo,
@@ -13,7 +14,7 @@ import {
   type Lock,
   type Reader,
 } from './kernel.js';
-import { newRecord, readRecord, removeRecord, writeRecord } from './record.js';
+import { newRecord, readRecord, removeRecord, restoreRecord, writeRecord } from './record.js';
 import { targetPath } from './target.js';
 
 export interface HoldOptions {
@@ -157,19 +158,17 @@ export function hold(target: string, options: HoldOptions = {}): Holder {
   const shared = options.shared ?? false;
   const path = targetPath(target, true);
   const lock = lockTarget(path, shared);
+  const previous = readRecord(path);
   let reader: Reader;
   try {
-    reader = openReader(path, mode);
-  } catch (err) {
-    releaseLock(lock, !shared, () => {});
-    throw err;
-  }
-  const holder = new FifoHolder(target, path, reader, lock, shared, options.keep ?? false);
-  try {
+    // The record first, so that a contender turned away by the lock can name us.
     writeRecord(path, newRecord(process.pid, process.argv, shared));
+    reader = shared ? openReader(path, mode) : openFreshReader(path, mode);
   } catch (err) {
-    holder.close();
+    releaseLock(lock, !shared, () => {
+      if (!shared) restoreRecord(path, previous);
+    });
     throw err;
   }
-  return holder;
+  return new FifoHolder(target, path, reader, lock, shared, options.keep ?? false);
 }

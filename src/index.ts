@@ -5,5 +5,7 @@ export { check, checkSync, type State } from './check.js';
 export { hold, type Holder, type HoldOptions } from './hold.js';
 export { wrap, WRAP_FDS, FORWARDED_SIGNALS, type Wrapped, type WrappedChild, type WrapOptions, type WrapExit } from './wrap.js';
 export { status, statusSync, listTargetsIn, type Status, type HolderRecord } from './status.js';
+export { waitAlive, waitDead, type WaitOptions, type Pending } from './wait.js';
+export { watch, Watcher, type WatchEvent, type WatchOptions, type WatchState, type Mechanism } from './watch.js';
 export { defaultDir, targetPath } from './target.js';
 export { ProcAliveError, type ProcAliveErrorCode, type ProcAliveErrorOptions } from './errors.js';

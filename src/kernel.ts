@@ -14,7 +14,7 @@ import * as fs from 'node:fs';
 import { createRequire } from 'node:module';
 import { constants as osConstants } from 'node:os';
 import { basename, dirname, join } from 'node:path';
-import { ProcAliveError, errnoError } from './errors.js';
+import { ProcAliveError, aboutPath, errnoError } from './errors.js';
 
 // Loaded on demand with this, not imported: koffi (~12 ms) and child_process (~3 ms at start-up, and only
 // the mkfifo(1) fallback needs it) would otherwise slow every `proc-alive check`.
@@ -106,6 +106,21 @@ const F_GETPIPE_SZ = 1032; // fcntl(2), Linux >= 2.6.35: fails with EBADF on any
 
 let libc: Libc | null | undefined;
 
+/** The loaded FFI, for kernel-events.ts, which binds epoll and inotify from the same library. */
+export interface Ffi {
+  koffi: typeof import('koffi');
+  lib: ReturnType<typeof import('koffi').load>;
+  /** What to load the same libc and koffi by from a worker thread. */
+  libName: string;
+  koffiPath: string;
+}
+let ffi: Ffi | null = null;
+
+/** The FFI, or null where it is off, not Linux, or cannot load. */
+export function loadFfi(): Ffi | null {
+  return loadLibc() === null ? null : ffi;
+}
+
 /** The FFI, loaded on first use; null where it is off, not Linux, or cannot load. */
 function loadLibc(): Libc | null {
   if (libc !== undefined) return libc;
@@ -113,7 +128,7 @@ function loadLibc(): Libc | null {
   if (process.platform !== 'linux' || process.env['PROC_ALIVE_FFI'] === '0') return null;
   try {
     const koffi = load('koffi') as typeof import('koffi');
-    const lib = loadFirst(koffi, ['libc.so.6', `libc.musl-${muslArch()}.so.1`, 'libc.so']);
+    const [lib, libName] = loadFirst(koffi, ['libc.so.6', `libc.musl-${muslArch()}.so.1`, 'libc.so']);
     const candidate: Libc = {
       statx: lib.func('int statx(int dirfd, const char *path, int flags, unsigned int mask, void *buf)'),
       // open(2) and fcntl(2) are variadic: declared so, since a fixed extra argument is passed differently
@@ -129,17 +144,18 @@ function loadLibc(): Libc | null {
     // statx(2) needs Linux >= 4.11 and glibc >= 2.28 (musl >= 1.2.5): prove it works before relying on it.
     if (candidate.statx(AT_FDCWD, '/', 0, STATX_TYPE, candidate.buf) !== 0) return null;
     libc = candidate;
+    ffi = { koffi, lib, libName, koffiPath: load.resolve('koffi') };
   } catch {
     // koffi missing, or its prebuilt binary is not there for this platform: the fs back end does the work.
   }
   return libc;
 }
 
-function loadFirst(koffi: typeof import('koffi'), names: string[]): ReturnType<typeof koffi.load> {
+function loadFirst(koffi: typeof import('koffi'), names: string[]): [ReturnType<typeof koffi.load>, string] {
   let last: unknown;
   for (const name of names) {
     try {
-      return koffi.load(name);
+      return [koffi.load(name), name];
     } catch (err) {
       last = err;
     }
@@ -154,7 +170,7 @@ function muslArch(): string {
 }
 
 /** Name of an errno number (the FFI gives numbers, Node gives names). */
-function errnoName(n: number): string {
+export function errnoName(n: number): string {
   for (const [name, value] of Object.entries(errnos)) if (value === n) return name;
   return `errno ${n}`;
 }
@@ -274,6 +290,59 @@ export async function probe(path: string, inService = false): Promise<State> {
   return 'alive';
 }
 
+/** What a watcher learns by trying to open a FIFO's write end: the state, and the fd if alive. */
+export type Writer = { state: 'alive'; fd: number } | { state: 'dead' | 'absent' };
+
+/**
+ * A check that keeps its fd when the answer is "alive": a watcher holds that write end, which the kernel
+ * flags with EPOLLERR when the last reader goes (pipe(7), poll(2)); it never writes to it, so a check
+ * by anyone else sees exactly what it would see without the watcher. Throws as a check does.
+ */
+export function openWriter(path: string): Writer {
+  let st: fs.Stats | undefined;
+  try {
+    st = fs.statSync(path, { throwIfNoEntry: false });
+  } catch (err) {
+    throw errnoError(codeOf(err), path, 'cannot check', err);
+  }
+  if (st === undefined) return { state: 'absent' };
+  if (!isFifo(st.mode)) throw notFifo(path, st.mode);
+  let fd: number;
+  try {
+    fd = fs.openSync(path, CHECK_FLAGS);
+  } catch (err) {
+    const code = codeOf(err);
+    if (code === 'ENXIO') return { state: 'dead' };
+    if (code === 'ENOENT') return { state: 'absent' };
+    throw errnoError(code, path, 'cannot check', err);
+  }
+  try {
+    if (!isFifo(fs.fstatSync(fd).mode)) throw replaced(path, 'checked');
+  } catch (err) {
+    fs.closeSync(fd);
+    throw err instanceof ProcAliveError ? err : errnoError(codeOf(err), path, 'cannot check', err);
+  }
+  return { state: 'alive', fd };
+}
+
+/** Closes a watcher's write end (it never wrote to it). */
+export function closeWriter(fd: number): void {
+  try {
+    fs.closeSync(fd);
+  } catch {
+    // EBADF only: nothing to release
+  }
+}
+
+/** Whether `path` is a directory (following symlinks); false if it cannot be told. */
+export function isDirectory(path: string): boolean {
+  try {
+    return fs.statSync(path).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
 // ---------------------------------------------------------------------------------------------------
 // Holding.
 
@@ -311,6 +380,37 @@ export function openReader(path: string, mode: number): Reader {
     if (err instanceof ProcAliveError) throw err;
     throw errnoError(codeOf(err), path, 'cannot set the FIFO up', err);
   }
+}
+
+/** The private name a holder makes a new FIFO under, before renaming it into place. */
+export function freshPathOf(path: string): string {
+  return join(dirname(path), `.${basename(path)}.${process.pid}.new`);
+}
+
+/**
+ * Like {@link openReader}, but a FIFO that has to be created is made under a private name, opened, and
+ * only then renamed into place: the target goes from absent to alive, never through a "dead" instant
+ * that a watcher would report. An existing FIFO (one a crash left) is opened in place. Only for a holder
+ * with the exclusive lock: two shared holders renaming at once would each orphan the other's FIFO.
+ */
+export function openFreshReader(path: string, mode: number): Reader {
+  if (fs.lstatSync(path, { throwIfNoEntry: false }) !== undefined) return openReader(path, mode);
+  const fresh = freshPathOf(path);
+  let reader: Reader;
+  try {
+    unlinkQuiet(fresh, 'cannot remove a leftover FIFO');
+    reader = openReader(fresh, mode);
+  } catch (err) {
+    throw aboutPath(err, path);
+  }
+  try {
+    renameOver(fresh, path);
+  } catch (err) {
+    fs.closeSync(reader.fd);
+    unlinkQuiet(fresh, 'cannot remove the FIFO');
+    throw err;
+  }
+  return reader;
 }
 
 /** mkfifo(3) through the FFI, else the mkfifo(1) program. True if created, false if something is there. */

@@ -113,6 +113,12 @@ export function removeRecord(path: string): void {
   fs.rmSync(recordPathOf(path), { force: true });
 }
 
+/** Puts back the record that was there before a start that failed (or removes ours if there was none). */
+export function restoreRecord(path: string, previous: HolderRecord | null): void {
+  if (previous === null) removeRecord(path);
+  else writeRecord(path, previous);
+}
+
 /**
  * Whether `record`'s process can be shown to be gone: it was on this host, in our PID namespace, and no
  * process has its pid (kill(2) with signal 0: ESRCH). Anything else (another host or namespace, EPERM

@@ -7,11 +7,10 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import type { Readable } from 'node:stream';
 import { closeSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
-import { basename, dirname, join } from 'node:path';
-import { ProcAliveError } from './errors.js';
+import { ProcAliveError, aboutPath } from './errors.js';
 import { checkMode, lockTarget } from './hold.js';
-import { openReader, releaseLock, removeIfDead, renameOver, unlinkQuiet, type Lock, type Reader } from './kernel.js';
-import { newRecord, removeRecord, writeRecord, type HolderRecord } from './record.js';
+import { freshPathOf, openReader, releaseLock, removeIfDead, renameOver, unlinkQuiet, type Lock, type Reader } from './kernel.js';
+import { newRecord, readRecord, removeRecord, restoreRecord, writeRecord, type HolderRecord } from './record.js';
 import { targetPath } from './target.js';
 
 /** The descriptors a wrapped command is given, also named in its environment. */
@@ -91,17 +90,23 @@ export function wrap(target: string, command: string, args: string[], options: W
   // Exclusive: the command gets a reader on a new FIFO under a private name, renamed over the target once
   // it runs (or is ready); until then the target reads as it did, and a command that cannot start leaves
   // it untouched. Shared: other holders may hold the FIFO at the path, so it is opened in place.
-  const fresh = shared ? null : join(dirname(path), `.${basename(path)}.${process.pid}.new`);
+  const fresh = shared ? null : freshPathOf(path);
+  const argv = [command, ...args];
+  // What a crash left is put back if the command cannot start: the target stays as it was.
+  const previous = shared ? null : readRecord(path);
   let reader: Reader;
   try {
+    // A first record names this wrapper, so that a contender turned away by the lock can name it.
+    if (!shared) writeRecord(path, newRecord(process.pid, argv, shared, process.pid));
     if (fresh !== null) unlinkQuiet(fresh, 'cannot remove a leftover FIFO'); // a wrapper's, killed before ready
     reader = openReader(fresh ?? path, mode);
   } catch (err) {
-    releaseLock(lock, !shared, () => {});
-    throw err;
+    releaseLock(lock, !shared, () => {
+      if (!shared) restoreRecord(path, previous);
+    });
+    throw aboutPath(err, path);
   }
 
-  const argv = [command, ...args];
   let child: ChildProcess;
   try {
     child = spawn(command, args, {
@@ -118,7 +123,9 @@ export function wrap(target: string, command: string, args: string[], options: W
     // spawn throws synchronously only for arguments it rejects (a NUL byte, ...).
     closeSync(reader.fd);
     if (fresh !== null) unlinkQuiet(fresh, 'cannot remove the FIFO');
-    releaseLock(lock, !shared, () => {});
+    releaseLock(lock, !shared, () => {
+      if (!shared) restoreRecord(path, previous);
+    });
     throw new ProcAliveError('EINVAL', `cannot run '${command}': ${(err as Error).message}`);
   }
   // Only the command holds the reader from now on; our copy would keep the target alive after it ends.
@@ -163,7 +170,10 @@ export function wrap(target: string, command: string, args: string[], options: W
     const tidy = (clean: boolean, exit?: HolderRecord['exit']): void => {
       if (!placed && fresh !== null) unlinkQuiet(fresh, 'cannot remove the FIFO');
       releaseLock(lock, !shared, () => {
-        if (!placed) return;
+        if (!placed) {
+          if (!shared) restoreRecord(path, previous); // our first record goes, what was there comes back
+          return;
+        }
         if (clean) {
           removeIfDead(path, reader);
           removeRecord(path);

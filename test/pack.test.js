@@ -17,7 +17,7 @@ test('npm pack installs into an empty project: the bin runs and the types check'
   const files = info.files.map((f) => f.path).sort();
   assert.ok(files.includes('dist/index.js') && files.includes('dist/index.d.ts') && files.includes('dist/bin.cjs'));
   for (const f of files) {
-    assert.match(f, /^(dist\/[a-z]+\.(js|d\.ts)|dist\/bin\.cjs|package\.json|README\.md|LICENSE)$/, `${f} does not belong in the tarball`);
+    assert.match(f, /^(dist\/[a-z-]+\.(js|d\.ts)|dist\/bin\.cjs|package\.json|README\.md|LICENSE)$/, `${f} does not belong in the tarball`);
   }
 
   const project = tmp(t);
@@ -59,12 +59,32 @@ checkSync(42);
 export const wrong: 'up' = checkSync('x');
 // @ts-expect-error fd is read-only
 holder.fd = 3;
+export async function more(): Promise<void> {
+  const { waitAlive, waitDead, watch, statusSync, wrap } = await import('proc-alive');
+  await waitAlive(['web', 'api'], { timeout: 5000, signal: AbortSignal.timeout(1000), any: true });
+  const down: Array<'dead' | 'absent'> = await waitDead('web');
+  const w = watch(['web', '/run/services'], { unref: true });
+  w.on('change', (e) => void [e.target, e.path, e.state, e.previous, e.time, e.code, e.reason]);
+  for await (const e of w) if (e.state === 'unknown') w.close();
+  const st = statusSync('web');
+  const pid: number | undefined = st.holder?.pid;
+  const wrapped = wrap('web', 'node', ['server.js'], { ready: true, forwardSignals: true });
+  const exit = await wrapped.exited;
+  void [down, pid, exit.status, exit.clean, wrapped.child.pid];
+  // @ts-expect-error a watch state is one of four words
+  const bad: 'up' = st.state;
+  void bad;
+}
 `,
   );
   writeFileSync(
     join(project, 'tsconfig.json'),
     JSON.stringify({
-      compilerOptions: { module: 'nodenext', target: 'es2022', strict: true, noEmit: true, lib: ['es2022', 'esnext.disposable'], types: [] },
+      // A TypeScript user of a Node library has Node's types (AbortSignal, EventEmitter): ours, not fetched.
+      compilerOptions: {
+        module: 'nodenext', target: 'es2022', strict: true, noEmit: true, lib: ['es2022', 'esnext.disposable'],
+        typeRoots: [join(ROOT, 'node_modules', '@types')], types: ['node'],
+      },
       files: ['consumer.ts'],
     }),
   );
