@@ -6,7 +6,9 @@
 //   GAP     (runner reaped, next one not started)    alive is wrong
 //   HELD    (runner seen holding, not yet killed)     dead or absent is wrong
 //   others  (starting, being killed)                  any answer is right
-// Also wrong: a runner that cannot hold the target right after the previous one was SIGKILLed.
+// Also wrong: a runner that cannot hold the target right after the previous one was SIGKILLed; and,
+// for a watcher of the target running alongside, any transition it misses or invents: it must report
+// exactly absent, then alive and dead once per cycle.
 //
 //   npm run soak                 1,000 cycles
 //   node scripts/soak.js 50      fewer
@@ -50,7 +52,7 @@ import(workerData.index).then(({ checkSync }) => {
 `;
 
 export async function soak({ cycles = 1000, log = () => {} } = {}) {
-  const { checkSync } = await import(INDEX);
+  const { checkSync, watch } = await import(INDEX);
   const dir = mkdtempSync(join(tmpdir(), 'proc-alive-soak-'));
   const path = join(dir, 'target');
   const sab = new SharedArrayBuffer(8);
@@ -60,6 +62,9 @@ export async function soak({ cycles = 1000, log = () => {} } = {}) {
     Atomics.add(shared, 1, 1);
   };
   const worker = new Worker(checker, { eval: true, workerData: { sab, path, index: INDEX } });
+  const watcher = watch(path);
+  const seen = [];
+  watcher.on('change', (e) => seen.push(e.state));
   const result = once(worker, 'message');
   const failures = [];
   try {
@@ -90,8 +95,19 @@ export async function soak({ cycles = 1000, log = () => {} } = {}) {
   }
   const [counts] = await result;
   await worker.terminate();
+  // The last death may still be on its way to the watcher.
+  const expected = ['absent'];
+  for (let i = 0; i < cycles - failures.length; i++) expected.push('alive', 'dead');
+  for (let i = 0; i < 200 && seen.length < expected.length; i++) await new Promise((r) => setTimeout(r, 10));
+  watcher.close();
   rmSync(dir, { recursive: true, force: true });
-  return { cycles, ...counts, failures };
+  const diverge = expected.findIndex((state, i) => seen[i] !== state);
+  const transitions = {
+    reported: seen.length,
+    expected: expected.length,
+    firstDifference: diverge < 0 && seen.length === expected.length ? null : { at: diverge < 0 ? expected.length : diverge, saw: seen.slice(Math.max(0, diverge - 2), diverge + 3) },
+  };
+  return { cycles, ...counts, failures, transitions };
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
@@ -102,7 +118,12 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
       `${r.aliveInGap} alive after reaping, ${r.notAliveWhileHeld} not alive while held, ${r.errors} errors, ` +
       `${r.failures.length} runners that could not hold`,
   );
+  console.log(
+    `soak: a watcher reported ${r.transitions.reported} states for ${r.transitions.expected} expected ` +
+      `(absent, then alive and dead per cycle): ${r.transitions.firstDifference === null ? 'none missed, none invented' : `first difference at ${r.transitions.firstDifference.at}: ${r.transitions.firstDifference.saw.join(' ')}`}`,
+  );
   for (const f of r.failures.slice(0, 5)) console.log(`  ${f}`);
   if (r.firstWrong) console.log(`  first wrong answer: ${r.firstWrong}`);
-  process.exitCode = r.aliveInGap + r.notAliveWhileHeld + r.errors + r.failures.length === 0 ? 0 : 1;
+  const wrong = r.aliveInGap + r.notAliveWhileHeld + r.errors + r.failures.length;
+  process.exitCode = wrong === 0 && r.transitions.firstDifference === null ? 0 : 1;
 }

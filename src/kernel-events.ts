@@ -139,9 +139,11 @@ export class EventSource {
     this.#worker = new Worker(WORKER, {
       eval: true,
       workerData: { koffiPath, libName, epfd: this.#epfd, inotifyFd: this.#inotifyFd, wakeFd: this.#wakeFd, stop: this.#stop.buffer },
-      // Nothing of the application's: the worker only waits. Small heap, no stdin.
+      // Nothing of the application's: the worker only waits. Small heap, no stdin, and none of the main
+      // program's node options (with --input-type=module inherited, this CommonJS source would not run).
       resourceLimits: { maxOldGenerationSizeMb: 16 },
       stdin: false,
+      execArgv: [],
     });
     this.#worker.on('message', (m: { errored?: number[]; inotify?: Uint8Array; error?: number }) => {
       if (this.#closed) return;

@@ -1,0 +1,146 @@
+// waitAlive / waitDead and `proc-alive wait`: timeouts, aborts, exits, the thread pool, unref, fallback.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { readFile } from 'node:fs';
+import { join } from 'node:path';
+import { tmp, cli, state, start, startRunner, kill, compileC, HANG_GUARD_MS, DIST, BIN } from './helpers.js';
+import { waitAlive, waitDead, hold, ProcAliveError } from '../dist/index.js';
+
+const INDEX = JSON.stringify(join(DIST, 'index.js'));
+
+/** Runs an ES module script in a new node process; returns { code, signal, stdout, stderr }. */
+function script(source, args = [], env = {}) {
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', source, ...args], {
+    encoding: 'utf8',
+    timeout: 10000,
+    env: { ...process.env, ...env },
+  });
+  return { code: r.status, signal: r.signal, stdout: r.stdout, stderr: r.stderr };
+}
+
+test('waits resolve at once when the state already holds, and when it is reached', async (t) => {
+  const path = join(tmp(t), 'p');
+  await waitDead(path); // absent counts as down
+  const waiting = waitAlive(path);
+  const runner = await start(t, compileC('runner'), [path, '30']);
+  await waiting;
+  await waitAlive(path);
+  const down = waitDead(path);
+  await kill(runner);
+  assert.deepEqual(await down, ['dead']);
+});
+
+test('timeout: ETIMEDOUT naming each target not there yet and its last state; abort: the signal reason', async (t) => {
+  const dir = tmp(t);
+  const alive = join(dir, 'alive');
+  const holder = hold(alive);
+  t.after(() => holder.close());
+  const err = await waitAlive([alive, join(dir, 'a'), join(dir, 'b')], { timeout: 50 }).catch((e) => e);
+  assert.ok(err instanceof ProcAliveError);
+  assert.equal(err.code, 'ETIMEDOUT');
+  assert.equal(err.message, `not alive after 0.05s: ${join(dir, 'a')} is absent, ${join(dir, 'b')} is absent`);
+  assert.deepEqual(err.pending, [{ target: join(dir, 'a'), state: 'absent' }, { target: join(dir, 'b'), state: 'absent' }]);
+  await waitAlive([alive, join(dir, 'a')], { any: true, timeout: 1000 });
+
+  const ac = new AbortController();
+  const waiting = waitAlive(join(dir, 'a'), { signal: ac.signal });
+  ac.abort(new Error('stop waiting'));
+  await assert.rejects(waiting, { message: 'stop waiting' });
+  await assert.rejects(waitAlive(join(dir, 'a'), { signal: AbortSignal.abort() }), { name: 'AbortError' });
+  await assert.rejects(waitAlive([]), { code: 'EINVAL' });
+  await assert.rejects(waitAlive(join(dir, 'a'), { timeout: -1 }), { code: 'EINVAL' });
+  await assert.rejects(waitAlive('/etc/passwd'), { code: 'ENOTFIFO' });
+});
+
+test('process.exit() and an uncaught exception while waiting both exit at once', (t) => {
+  const dir = tmp(t);
+  const viaExit = script(
+    `import { waitAlive } from ${INDEX};
+     waitAlive(process.argv[1]);
+     setTimeout(() => process.exit(7), 100);`,
+    [join(dir, 'never')],
+  );
+  assert.deepEqual([viaExit.code, viaExit.signal], [7, null], 'process.exit() did not hang');
+  const viaThrow = script(
+    `import { waitAlive } from ${INDEX};
+     waitAlive(process.argv[1]);
+     setTimeout(() => { throw new Error('boom'); }, 100);`,
+    [join(dir, 'never')],
+  );
+  assert.deepEqual([viaThrow.code, viaThrow.signal], [1, null], 'the uncaught exception did not hang the exit');
+  assert.match(viaThrow.stderr, /Error: boom/);
+});
+
+test('unref: a wait or watch that is unref\'d does not keep the process up; close() lets it exit', (t) => {
+  const dir = tmp(t);
+  const r = script(
+    `import { waitAlive, watch } from ${INDEX};
+     waitAlive(process.argv[1], { unref: true });
+     watch(process.argv[1], { unref: true });
+     const w = watch(process.argv[1]);
+     setTimeout(() => w.close(), 100);`,
+    [join(dir, 'never')],
+  );
+  assert.deepEqual([r.code, r.signal, r.stderr], [0, null, '']);
+});
+
+test('50 pending waits leave the thread pool free: fs.readFile completes', async (t) => {
+  const dir = tmp(t);
+  const waits = Array.from({ length: 50 }, (_, i) => waitAlive(join(dir, `w${i}`), { unref: true }).catch(() => {}));
+  const read = new Promise((resolve, reject) => readFile(BIN, (err, data) => (err ? reject(err) : resolve(data))));
+  const guard = new Promise((_, reject) => setTimeout(() => reject(new Error('readFile starved')), HANG_GUARD_MS).unref());
+  const data = await Promise.race([read, guard]);
+  assert.ok(data.length > 0);
+  void waits;
+});
+
+test('without the FFI (PROC_ALIVE_FFI=0), waits fall back to polling and still see both changes', async (t) => {
+  const path = join(tmp(t), 'p');
+  // The runner holds for 0.5 s while a waiter without the FFI waits for it up, then down.
+  const r = spawnSync('sh', ['-c', `"${process.execPath}" "${BIN}" run "${path}" 0.5 & PROC_ALIVE_FFI=0 "${process.execPath}" --input-type=module -e "$1" "${path}"; wait`, 'sh',
+    `import { waitAlive, waitDead, watch } from ${INDEX};
+     const w = watch(process.argv[1], { unref: true });
+     await waitAlive(process.argv[1], { timeout: 8000 });
+     console.log(w.mechanism);
+     await waitDead(process.argv[1], { timeout: 8000 });
+     console.log('down');`], { encoding: 'utf8', timeout: 10000 });
+  assert.equal(r.stdout, 'polling\ndown\n', r.stderr);
+});
+
+test('CLI wait: 0 reached, 99 timed out naming the target, 4 cannot tell, 2 usage; --down, --any', async (t) => {
+  const dir = tmp(t);
+  const a = join(dir, 'a');
+  const b = join(dir, 'b');
+  const runner = await startRunner(t, a);
+  assert.equal(cli(['wait', a]).code, 0);
+  assert.equal(cli(['wait', '--up', '--any', a, b]).code, 0);
+  const timedOut = cli(['wait', '--timeout', '0.2', a, b]);
+  assert.equal(timedOut.code, 99);
+  assert.deepEqual(timedOut.errLines, [`proc-alive: timed out: not alive after 0.2s: ${b} is absent`]);
+  assert.equal(cli(['wait', '--down', b]).code, 0);
+  const notDown = cli(['wait', '--down', '--timeout', '0.1', a]);
+  assert.deepEqual([notDown.code, notDown.errLines], [99, [`proc-alive: timed out: not down after 0.1s: ${a} is alive`]]);
+  const down = start(t, process.execPath, [BIN, 'wait', '--down', a], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const waiter = await down;
+  await kill(runner);
+  assert.equal((await waiter.exited)[0], 0);
+  assert.equal(state(a).state, 'dead');
+
+  const unknown = cli(['wait', '/etc/passwd']);
+  assert.deepEqual([unknown.code, unknown.errLines], [4, ['proc-alive: /etc/passwd: not a FIFO (regular file)']]);
+  for (const [args, message] of [
+    [['wait'], 'wait needs at least one target'],
+    [['wait', '--up', '--down', a], '--up and --down cannot be combined'],
+    [['wait', '--any', '--all', a], '--any and --all cannot be combined'],
+    [['wait', '--timeout', 'soon', a], "--timeout takes a number of seconds, not 'soon'"],
+    [['wait', '--timeout', '-1', a], "--timeout takes a number of seconds, not '-1'"],
+    [['wait', ''], 'empty target: give a path or a name'],
+    [['watch'], 'watch needs at least one target or directory'],
+    [['watch', '--frob', a], "unknown option '--frob'"],
+  ]) {
+    const r = cli(args);
+    assert.deepEqual([r.code, r.errLines], [2, [`proc-alive: ${message}`]], args.join(' '));
+  }
+});
