@@ -66,6 +66,13 @@ export type Mechanism = 'events' | 'polling';
 
 export const DEFAULT_POLL_MS = 100;
 
+/**
+ * How long the event source outlives its last user: starting it (a worker thread that loads koffi)
+ * takes ~30 ms, which a script that waits for one target after another should pay once. While it
+ * lingers it is unref'd, and so is its timer: it never keeps the process alive.
+ */
+const LINGER_MS = 1000;
+
 const now = (): number => performance.timeOrigin + performance.now();
 
 class Monitor {
@@ -78,6 +85,7 @@ class Monitor {
   readonly #byWriter = new Map<number, Followed>();
   #refs = 0;
   #handles = 0;
+  #linger: NodeJS.Timeout | null = null;
   pollMs = DEFAULT_POLL_MS;
 
   /** How changes are learnt now, or null while nothing is followed. */
@@ -86,6 +94,10 @@ class Monitor {
   }
 
   #start(): Mechanism {
+    if (this.#linger !== null) {
+      clearTimeout(this.#linger);
+      this.#linger = null;
+    }
     if (this.#mechanism !== null) return this.#mechanism;
     this.#source = openEventSource(
       (batch) => this.#onBatch(batch),
@@ -137,7 +149,18 @@ class Monitor {
         setRef(false);
         closed = true;
         release();
-        if (--this.#handles === 0) this.#stop();
+        if (--this.#handles === 0) {
+          // Polling has nothing to keep; an event source lingers a little, unref'd (see LINGER_MS).
+          if (this.#source === null) {
+            this.#stop();
+          } else {
+            this.#linger = setTimeout(() => {
+              this.#linger = null;
+              if (this.#handles === 0) this.#stop();
+            }, LINGER_MS);
+            this.#linger.unref();
+          }
+        }
       },
       ref: () => setRef(true),
       unref: () => setRef(false),
@@ -229,9 +252,15 @@ class Monitor {
     f.dirName = null;
   }
 
-  /** Re-makes a path's set-up from scratch and reports its state if it changed. */
-  #rearm(f: Followed, died: boolean): void {
+  /**
+   * Re-makes a path's set-up from scratch and reports its state if it changed. `died`: the kernel said the
+   * last reader went (EPOLLERR). `opened`: the kernel said someone opened the FIFO (IN_OPEN), which
+   * proves a reader was there at that instant: a FIFO opens for reading always, and for writing
+   * (non-blocking) only if a reader exists (fifo(7)); a failed open raises no IN_OPEN.
+   */
+  #rearm(f: Followed, died: boolean, opened = false): void {
     this.#release(f);
+    let fifoWatchError: string | undefined;
     const source = this.#source;
     if (source !== null) {
       // The directory first (or the nearest ancestor that exists, for a path whose directory is missing).
@@ -257,6 +286,8 @@ class Monitor {
       if (typeof wd === 'number') {
         f.fifoWd = wd;
         this.#use(wd, f);
+      } else {
+        fifoWatchError = wd;
       }
     }
     let state: WatchState;
@@ -277,17 +308,26 @@ class Monitor {
       state = 'unknown';
       error = err instanceof ProcAliveError ? err : new ProcAliveError('EIO', String(err), { path: f.path, cause: err });
     }
+    // A dead FIFO we cannot watch for a runner's open (ENOSPC: the inotify watch limit) would miss the
+    // start: say so rather than report "dead" forever.
+    if (state === 'dead' && source !== null && f.fifoWd === null) {
+      state = 'unknown';
+      error = new ProcAliveError(fifoWatchError ?? 'EIO', `cannot watch the FIFO for a runner (${fifoWatchError ?? 'EIO'})`, { path: f.path });
+    }
     // IN_OPEN is wanted only while no reader is there: an alive FIFO is opened by every checker.
     if (state !== 'dead' && f.fifoWd !== null) {
       this.#unuse(f.fifoWd, f);
       f.fifoWd = null;
     }
-    this.#report(f, state, died, error);
+    this.#report(f, state, died, error, opened);
   }
 
-  #report(f: Followed, state: WatchState, died: boolean, error?: ProcAliveError): void {
+  #report(f: Followed, state: WatchState, died: boolean, error?: ProcAliveError, opened = false): void {
     // A death we were told of, with a new reader already there when we looked: it was dead in between.
     if (died && state === 'alive' && f.state === 'alive') this.#emit(f, 'dead');
+    // An open we were told of, and no reader when we looked: it was alive in between (a runner that
+    // started and died before we looked, or a checker that caught it alive).
+    if (opened && state !== 'alive' && f.state === 'dead') this.#emit(f, 'alive');
     if (state === f.state && error?.code === f.code) return;
     this.#emit(f, state, error);
   }
@@ -307,6 +347,7 @@ class Monitor {
     }
     const dirs = new Set<FollowedDir>();
     const paths = new Set<Followed>();
+    const opened = new Set<Followed>();
     for (const e of batch.inotify) {
       if (e.mask & IN.Q_OVERFLOW) {
         // The kernel dropped events: look at everything again.
@@ -321,13 +362,16 @@ class Monitor {
         }
         const f = who as Followed;
         if (f.fifoWd === e.wd && e.mask & IN.OPEN) {
-          if (f.state !== 'alive') paths.add(f);
+          if (f.state !== 'alive') {
+            paths.add(f);
+            opened.add(f);
+          }
         } else if (f.dirWd === e.wd && (e.name === f.dirName || e.mask & (IN.DELETE_SELF | IN.MOVE_SELF | IN.IGNORED | IN.UNMOUNT))) {
           paths.add(f);
         }
       }
     }
-    for (const f of paths) if (this.#paths.get(f.path) === f) this.#rearm(f, false);
+    for (const f of paths) if (this.#paths.get(f.path) === f) this.#rearm(f, false, opened.has(f));
     for (const d of dirs) for (const listener of [...d.listeners]) listener();
   }
 
