@@ -141,6 +141,18 @@ export function wrap(target: string, command: string, args: string[], options: W
     placed = true;
   };
 
+  /** Once it runs (or is ready): alive, or, if the record or the rename failed, stopped. */
+  const turnAlive = (): void => {
+    try {
+      goLive();
+      setAlive();
+    } catch (err) {
+      // The command runs but cannot be made checkable: stop it rather than run it unseen.
+      failAlive(err as Error);
+      child.kill('SIGTERM');
+    }
+  };
+
   const forwarded = new Set<string>();
   const handlers = new Map<string, () => void>();
   if (options.forwardSignals) {
@@ -200,15 +212,7 @@ export function wrap(target: string, command: string, args: string[], options: W
     });
 
     child.once('spawn', () => {
-      if (ready) return;
-      try {
-        goLive();
-        setAlive();
-      } catch (err) {
-        // The record or the rename failed: the command runs but cannot be made checkable. Stop it.
-        failAlive(err as Error);
-        child.kill('SIGTERM');
-      }
+      if (!ready) turnAlive();
     });
 
     if (ready) {
@@ -217,14 +221,7 @@ export function wrap(target: string, command: string, args: string[], options: W
       channel?.on('data', (chunk: Buffer) => {
         if (record !== undefined) return;
         seen += chunk.toString('latin1');
-        if (!seen.includes('\n')) return;
-        try {
-          goLive();
-          setAlive();
-        } catch (err) {
-          failAlive(err as Error);
-          child.kill('SIGTERM');
-        }
+        if (seen.includes('\n')) turnAlive();
       });
       channel?.on('error', () => {});
     }

@@ -10,7 +10,11 @@ import { status, statusSync, listTargetsIn } from '../dist/index.js';
 test('an alive target: pid, uptime and command, in a line and in JSON', async (t) => {
   const path = join(tmp(t), 'web');
   const wrapper = await start(t, process.execPath, [BIN, 'run', path, '--', 'sleep', '60']);
-  await until(() => statusSync(path).holder !== null, 'record');
+  // The wrapper's first record names itself; the command's replaces it once the command runs.
+  await until(() => {
+    const h = statusSync(path).holder;
+    return h !== null && h.pid !== h.wrapper;
+  }, "the command's record");
   const st = statusSync(path);
   assert.equal(st.state, 'alive');
   assert.equal(st.stale, false);

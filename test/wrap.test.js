@@ -13,10 +13,14 @@ function startWrapper(t, path, command, options = [], stdio = ['ignore', 'pipe',
   return start(t, process.execPath, [BIN, 'run', path, ...options, '--', ...command], { stdio });
 }
 
-/** The pid of the wrapped command, from the holder record. */
+/** The pid of the wrapped command, from the holder record (the wrapper's first record names itself). */
 async function commandPid(path) {
   let pid;
-  await until(() => (pid = statusSync(path).holder?.pid) !== undefined, `record of ${path}`);
+  await until(() => {
+    const h = statusSync(path).holder;
+    pid = h?.pid;
+    return h !== null && h.pid !== h.wrapper;
+  }, `record of ${path}`);
   return pid;
 }
 
