@@ -140,7 +140,7 @@ export function lockTarget(path: string, shared: boolean): Lock {
     // Something else may have been put at the path since refuseNonFifo: probeFs throws for it.
     if (!shared && probeFs(path) === 'alive') throw heldError(path, true);
   } catch (err) {
-    releaseLock(lock, false, () => {});
+    releaseLock(lock, !shared, () => {});
     throw err;
   }
   return lock;
