@@ -59,6 +59,8 @@ export interface EventBatch {
 
 interface Calls {
   epoll_create1(flags: number): number;
+  epoll_wait(epfd: number, events: Buffer, maxevents: number, timeout: number): number;
+  read(fd: number, buf: Buffer, count: number): number | bigint;
   epoll_ctl(epfd: number, op: number, fd: number, event: Buffer | null): number;
   inotify_init1(flags: number): number;
   inotify_add_watch(fd: number, path: string, mask: number): number;
@@ -78,6 +80,7 @@ const read = lib.func('long read(int fd, void *buf, unsigned long count)');
 const stop = new Int32Array(d.stop);
 const events = Buffer.alloc(${EVENT_SIZE} * 1024);
 const buf = Buffer.alloc(64 * 1024);
+parentPort.postMessage({ ready: true });
 for (;;) {
   const n = epoll_wait(d.epfd, events, 1024, -1);
   if (Atomics.load(stop, 0) !== 0) break;
@@ -120,8 +123,16 @@ export class EventSource {
   readonly #worker: Worker;
   readonly #wake = (): void => this.#interrupt();
   #closed = false;
+  #ready = false;
 
-  constructor(c: Calls, koffiPath: string, libName: string, onBatch: (batch: EventBatch) => void, onError: (err: Error) => void) {
+  constructor(
+    c: Calls,
+    koffiPath: string,
+    libName: string,
+    onBatch: (batch: EventBatch) => void,
+    onError: (err: Error) => void,
+    onReady: () => void,
+  ) {
     this.#c = c;
     const fds: number[] = [];
     try {
@@ -145,8 +156,13 @@ export class EventSource {
       stdin: false,
       execArgv: [],
     });
-    this.#worker.on('message', (m: { errored?: number[]; inotify?: Uint8Array; error?: number }) => {
+    this.#worker.on('message', (m: { errored?: number[]; inotify?: Uint8Array; error?: number; ready?: boolean }) => {
       if (this.#closed) return;
+      if (m.ready) {
+        this.#ready = true;
+        onReady();
+        return;
+      }
       if (m.error !== undefined) {
         onError(errnoError(errnoName(m.error), '', 'epoll_wait'));
         return;
@@ -160,6 +176,39 @@ export class EventSource {
     // exception) must wake it, or the exit waits for it forever.
     process.on('exit', this.#wake);
     process.on('uncaughtExceptionMonitor', this.#wake);
+  }
+
+  /** Whether the worker has started waiting: until then, events wait in the kernel unless drained. */
+  get ready(): boolean {
+    return this.#ready;
+  }
+
+  /**
+   * What the kernel has queued, read now without waiting, on this thread. The worker takes ~30 ms to
+   * start (it loads koffi); events of that time would otherwise be looked at only after it, when a
+   * runner that started and died meanwhile has left no trace of having lived. The wake-up eventfd is
+   * never read here, so a stop still reaches the worker.
+   */
+  drain(): EventBatch {
+    const c = this.#c;
+    const events = Buffer.alloc(EVENT_SIZE * 256);
+    const n = c.epoll_wait(this.#epfd, events, 256, 0);
+    const errored: number[] = [];
+    const chunks: Buffer[] = [];
+    for (let i = 0; i < n; i++) {
+      const fd = events.readInt32LE(i * EVENT_SIZE + DATA_OFFSET);
+      if (fd === this.#inotifyFd) {
+        const buf = Buffer.alloc(64 * 1024);
+        for (;;) {
+          const r = Number(c.read(this.#inotifyFd, buf, buf.length));
+          if (r <= 0) break;
+          chunks.push(Buffer.from(buf.subarray(0, r)));
+        }
+      } else if (fd !== this.#wakeFd) {
+        errored.push(fd);
+      }
+    }
+    return { errored, inotify: parseInotify(Buffer.concat(chunks)) };
   }
 
   /** Keep the process alive while this source waits (Node's default for a worker), or not. */
@@ -254,13 +303,19 @@ let calls: Calls | null | undefined;
  * An event source, or null where there is none (not Linux, no koffi, PROC_ALIVE_FFI=0, or the calls
  * fail, e.g. inotify disabled): callers then poll, and say so.
  */
-export function openEventSource(onBatch: (batch: EventBatch) => void, onError: (err: Error) => void): EventSource | null {
+export function openEventSource(
+  onBatch: (batch: EventBatch) => void,
+  onError: (err: Error) => void,
+  onReady: () => void,
+): EventSource | null {
   const f = loadFfi();
   if (f === null) return null;
   if (calls === undefined) {
     try {
       calls = {
         epoll_create1: f.lib.func('int epoll_create1(int flags)'),
+        epoll_wait: f.lib.func('int epoll_wait(int epfd, void *events, int maxevents, int timeout)'),
+        read: f.lib.func('long read(int fd, void *buf, unsigned long count)'),
         epoll_ctl: f.lib.func('int epoll_ctl(int epfd, int op, int fd, void *event)'),
         inotify_init1: f.lib.func('int inotify_init1(int flags)'),
         inotify_add_watch: f.lib.func('int inotify_add_watch(int fd, const char *path, uint32_t mask)'),
@@ -274,7 +329,7 @@ export function openEventSource(onBatch: (batch: EventBatch) => void, onError: (
   }
   if (calls === null) return null;
   try {
-    return new EventSource(calls, f.koffiPath, f.libName, onBatch, onError);
+    return new EventSource(calls, f.koffiPath, f.libName, onBatch, onError, onReady);
   } catch {
     return null;
   }

@@ -86,6 +86,7 @@ class Monitor {
   #refs = 0;
   #handles = 0;
   #linger: NodeJS.Timeout | null = null;
+  #bridge: NodeJS.Timeout | null = null;
   pollMs = DEFAULT_POLL_MS;
 
   /** How changes are learnt now, or null while nothing is followed. */
@@ -102,9 +103,15 @@ class Monitor {
     this.#source = openEventSource(
       (batch) => this.#onBatch(batch),
       (err) => this.#onFailure(err),
+      () => this.#stopBridge(),
     );
     if (this.#source !== null) {
       this.#mechanism = 'events';
+      // Until the worker waits, this thread reads what the kernel queues, every millisecond.
+      const source = this.#source;
+      this.#bridge = setInterval(() => {
+        if (!source.ready) this.#onBatch(source.drain());
+      }, 1);
     } else {
       this.#mechanism = 'polling';
       this.#polling = setInterval(() => this.#poll(), this.pollMs);
@@ -113,7 +120,13 @@ class Monitor {
     return this.#mechanism;
   }
 
+  #stopBridge(): void {
+    if (this.#bridge !== null) clearInterval(this.#bridge);
+    this.#bridge = null;
+  }
+
   #stop(): void {
+    this.#stopBridge();
     this.#source?.close();
     this.#source = null;
     if (this.#polling !== null) clearInterval(this.#polling);
@@ -125,9 +138,11 @@ class Monitor {
     if (this.#refs > 0) {
       this.#source?.ref();
       this.#polling?.ref();
+      this.#bridge?.ref();
     } else {
       this.#source?.unref();
       this.#polling?.unref();
+      this.#bridge?.unref();
     }
   }
 
@@ -376,6 +391,7 @@ class Monitor {
   }
 
   #onFailure(err: Error): void {
+    this.#stopBridge();
     // The event source broke (it should not): fall back to polling, and say so to every follower.
     for (const f of this.#paths.values()) {
       this.#emit(f, 'unknown', new ProcAliveError('EWATCH', `watching failed (${err.message}); polling instead`, { path: f.path }));
