@@ -124,6 +124,7 @@ export class EventSource {
   readonly #wake = (): void => this.#interrupt();
   #closed = false;
   #ready = false;
+  #drainBuffers: { events: Buffer; data: Buffer } | undefined;
 
   constructor(
     c: Calls,
@@ -191,14 +192,15 @@ export class EventSource {
    */
   drain(): EventBatch {
     const c = this.#c;
-    const events = Buffer.alloc(EVENT_SIZE * 256);
+    // Allocated on the first drain and kept: drains come every millisecond while the worker starts.
+    this.#drainBuffers ??= { events: Buffer.alloc(EVENT_SIZE * 256), data: Buffer.alloc(64 * 1024) };
+    const { events, data: buf } = this.#drainBuffers;
     const n = c.epoll_wait(this.#epfd, events, 256, 0);
     const errored: number[] = [];
     const chunks: Buffer[] = [];
     for (let i = 0; i < n; i++) {
       const fd = events.readInt32LE(i * EVENT_SIZE + DATA_OFFSET);
       if (fd === this.#inotifyFd) {
-        const buf = Buffer.alloc(64 * 1024);
         for (;;) {
           const r = Number(c.read(this.#inotifyFd, buf, buf.length));
           if (r <= 0) break;

@@ -52,6 +52,20 @@ function notFifo(path: string, mode: number): ProcAliveError {
   return new ProcAliveError('ENOTFIFO', `not a FIFO (${kindOf(mode)})`, { path });
 }
 
+/** stat(2) following links; undefined if nothing is there (ENOENT only: ENOTDIR still throws). */
+function statOrNone(path: string, doing: string): fs.Stats | undefined {
+  try {
+    return fs.statSync(path, { throwIfNoEntry: false });
+  } catch (err) {
+    throw errnoError(codeOf(err), path, doing, err);
+  }
+}
+
+/** Whether directory `dir` is a daemontools or runit service directory: a `run` file or `supervise`. */
+export function isServiceDir(dir: string): boolean {
+  return fs.existsSync(join(dir, 'run')) || fs.existsSync(join(dir, 'supervise'));
+}
+
 /**
  * The FIFO a daemontools or runit service directory is checked by: its supervisor (supervise, runsv)
  * holds `supervise/ok` open for reading while it runs, which is what svok(8) and `sv check` test. A
@@ -59,7 +73,7 @@ function notFifo(path: string, mode: number): ProcAliveError {
  * directory cannot be told.
  */
 export function serviceFifo(dir: string): string {
-  if (fs.existsSync(join(dir, 'run')) || fs.existsSync(join(dir, 'supervise'))) return join(dir, 'supervise', 'ok');
+  if (isServiceDir(dir)) return join(dir, 'supervise', 'ok');
   throw new ProcAliveError('ENOTFIFO', 'not a FIFO (directory), nor a service directory (no run file, no supervise/)', {
     path: dir,
   });
@@ -214,33 +228,9 @@ export function probeFfi(path: string, inService = false): State {
  * socket fails with ENXIO like a dead FIFO. So nothing but a FIFO is ever opened.
  */
 export function probeFs(path: string, inService = false): State {
-  let st: fs.Stats | undefined;
-  try {
-    st = fs.statSync(path, { throwIfNoEntry: false }); // undefined for ENOENT only: ENOTDIR still throws
-  } catch (err) {
-    throw errnoError(codeOf(err), path, 'cannot check', err);
-  }
-  if (st === undefined) return 'absent';
-  if (!isFifo(st.mode)) {
-    if (isDir(st.mode) && !inService) return probeFs(serviceFifo(path), true);
-    throw notFifo(path, st.mode);
-  }
-  let fd: number;
-  try {
-    fd = fs.openSync(path, CHECK_FLAGS);
-  } catch (err) {
-    const code = codeOf(err);
-    if (code === 'ENXIO') return 'dead';
-    if (code === 'ENOENT') return 'absent';
-    throw errnoError(code, path, 'cannot check', err);
-  }
-  try {
-    const mode = fs.fstatSync(fd).mode;
-    if (!isFifo(mode)) throw replaced(path, 'checked');
-  } finally {
-    fs.closeSync(fd);
-  }
-  return 'alive';
+  const w = openWriter(path, !inService);
+  if (w.state === 'alive') fs.closeSync(w.fd);
+  return w.state;
 }
 
 // A check through the fs back end costs ~10 µs more than through the FFI when the answer is "dead", and
@@ -290,33 +280,34 @@ export async function probe(path: string, inService = false): Promise<State> {
   return 'alive';
 }
 
-/** What a watcher learns by trying to open a FIFO's write end: the state, and the fd if alive. */
+/** What a check learns by opening a FIFO's write end: the state, and the fd if alive. */
 export type Writer = { state: 'alive'; fd: number } | { state: 'dead' | 'absent' };
 
 /**
- * A check that keeps its fd when the answer is "alive": a watcher holds that write end, which the kernel
- * flags with EPOLLERR when the last reader goes (pipe(7), poll(2)); it never writes to it, so a check
- * by anyone else sees exactly what it would see without the watcher. Throws as a check does.
+ * The fs back end's check, keeping the fd when the answer is "alive" (see probeFs for why it stats
+ * first). A watcher holds that write end: the kernel flags it with EPOLLERR when the last reader goes
+ * (pipe(7), poll(2)); it is never written to, so a check by anyone else sees exactly what it would see
+ * without the watcher. With `services`, a service directory at the path is checked through its
+ * `supervise/ok`; a watcher, which follows that FIFO itself, passes false. Throws as a check does.
  */
-export function openWriter(path: string): Writer {
-  let st: fs.Stats | undefined;
-  try {
-    st = fs.statSync(path, { throwIfNoEntry: false });
-  } catch (err) {
-    throw errnoError(codeOf(err), path, 'cannot check', err);
-  }
+export function openWriter(path: string, services = false): Writer {
+  const st = statOrNone(path, 'cannot check');
   if (st === undefined) return { state: 'absent' };
-  if (!isFifo(st.mode)) throw notFifo(path, st.mode);
+  if (!isFifo(st.mode)) {
+    if (services && isDir(st.mode)) return openWriter(serviceFifo(path));
+    throw notFifo(path, st.mode);
+  }
   let fd: number;
   try {
     fd = fs.openSync(path, CHECK_FLAGS);
   } catch (err) {
     const code = codeOf(err);
     if (code === 'ENXIO') return { state: 'dead' };
-    if (code === 'ENOENT') return { state: 'absent' };
+    if (code === 'ENOENT') return { state: 'absent' }; // removed since the stat: a clean exit in between
     throw errnoError(code, path, 'cannot check', err);
   }
   try {
+    // Something else may have been renamed over the FIFO since the stat.
     if (!isFifo(fs.fstatSync(fd).mode)) throw replaced(path, 'checked');
   } catch (err) {
     fs.closeSync(fd);
@@ -469,12 +460,7 @@ const strerrors: Record<string, string> = {
  * `run /dev/null` does not leave a lock file in /dev). A missing path is fine: the holder creates it.
  */
 export function refuseNonFifo(path: string): void {
-  let st: fs.Stats | undefined;
-  try {
-    st = fs.statSync(path, { throwIfNoEntry: false });
-  } catch (err) {
-    throw errnoError(codeOf(err), path, 'cannot hold', err);
-  }
+  const st = statOrNone(path, 'cannot hold');
   if (st !== undefined && !isFifo(st.mode)) throw notFifo(path, st.mode);
 }
 
@@ -655,7 +641,7 @@ export function listTargets(dir: string): string[] {
     if (e.name.startsWith('.')) continue;
     const path = join(dir, e.name);
     if (e.isFIFO()) out.push(path);
-    else if (e.isDirectory() && (fs.existsSync(join(path, 'run')) || fs.existsSync(join(path, 'supervise')))) out.push(path);
+    else if (e.isDirectory() && isServiceDir(path)) out.push(path);
   }
   return out.sort();
 }
@@ -670,12 +656,7 @@ export function listTargets(dir: string): string[] {
  * umask does not matter). Returns false if it does not exist and `create` is false.
  */
 export function ensurePrivateDir(dir: string, create: boolean): boolean {
-  let st: fs.Stats | undefined;
-  try {
-    st = fs.statSync(dir, { throwIfNoEntry: false });
-  } catch (err) {
-    throw errnoError(codeOf(err), dir, 'cannot use the default directory', err);
-  }
+  let st = statOrNone(dir, 'cannot use the default directory');
   if (st === undefined) {
     if (!create) return false;
     try {

@@ -87,7 +87,6 @@ class Monitor {
   #handles = 0;
   #linger: NodeJS.Timeout | null = null;
   #bridge: NodeJS.Timeout | null = null;
-  pollMs = DEFAULT_POLL_MS;
 
   /** How changes are learnt now, or null while nothing is followed. */
   get mechanism(): Mechanism | null {
@@ -114,7 +113,7 @@ class Monitor {
       }, 1);
     } else {
       this.#mechanism = 'polling';
-      this.#polling = setInterval(() => this.#poll(), this.pollMs);
+      this.#polling = setInterval(() => this.#poll(), DEFAULT_POLL_MS);
     }
     this.#applyRef();
     return this.#mechanism;
@@ -399,7 +398,7 @@ class Monitor {
     this.#source?.close();
     this.#source = null;
     this.#mechanism = 'polling';
-    this.#polling = setInterval(() => this.#poll(), this.pollMs);
+    this.#polling = setInterval(() => this.#poll(), DEFAULT_POLL_MS);
     this.#applyRef();
   }
 

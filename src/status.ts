@@ -1,7 +1,6 @@
 // Who holds a target: its state (from the FIFO, always) and what its holder recorded (information only).
 
-import * as fs from 'node:fs';
-import { probe, probeSync, listTargets, type State } from './kernel.js';
+import { isDirectory, probe, probeSync, listTargets, type State } from './kernel.js';
 import {
   readRecord,
   readRecordAsync,
@@ -30,14 +29,6 @@ export interface Status {
    * is gone (this host, this PID namespace, no such pid). A stale record is history, never liveness.
    */
   stale: boolean;
-}
-
-function isDirectory(path: string): boolean {
-  try {
-    return fs.statSync(path).isDirectory();
-  } catch {
-    return false;
-  }
 }
 
 function staleness(state: State, holder: HolderRecord | null): boolean {

@@ -2,7 +2,7 @@
 
 import { EventEmitter } from 'node:events';
 import { ProcAliveError } from './errors.js';
-import { isDirectory, listTargets, serviceFifo } from './kernel.js';
+import { isDirectory, isServiceDir, listTargets, serviceFifo } from './kernel.js';
 import { DEFAULT_POLL_MS, theMonitor, type Mechanism, type StateChange, type WatchState } from './monitor.js';
 import { targetPath } from './target.js';
 
@@ -68,7 +68,7 @@ export class Watcher extends EventEmitter<{ change: [WatchEvent]; close: [] }> i
     queueMicrotask(() => {
       for (const { target, path } of resolved) {
         if (this.#closed) return;
-        if (isDirectory(path) && !isService(path)) this.#watchDir(path);
+        if (isDirectory(path) && !isServiceDir(path)) this.#watchDir(path);
         else this.#follow(target, path);
       }
     });
@@ -192,15 +192,6 @@ export class Watcher extends EventEmitter<{ change: [WatchEvent]; close: [] }> i
         return Promise.resolve({ value: undefined, done: true });
       },
     };
-  }
-}
-
-function isService(dir: string): boolean {
-  try {
-    serviceFifo(dir);
-    return true;
-  } catch {
-    return false;
   }
 }
 
