@@ -38,7 +38,9 @@ import(workerData.index).then(({ checkSync }) => {
   const shared = new Int32Array(workerData.sab);
   const counts = { checks: 0, aliveInGap: 0, notAliveWhileHeld: 0, errors: 0, firstWrong: null };
   for (;;) {
-    const phase = Atomics.load(shared, 0), gen = Atomics.load(shared, 1);
+    // The generation first, then the phase: the driver writes the phase, then bumps the generation, so a
+    // phase written after our first read shows as a changed generation after the check.
+    const gen = Atomics.load(shared, 1), phase = Atomics.load(shared, 0);
     if (phase === ${STOP}) break;
     let state;
     try { state = checkSync(workerData.path); } catch (e) { counts.errors++; counts.firstWrong ??= String(e); continue; }
@@ -64,11 +66,13 @@ export async function soak({ cycles = 1000, log = () => {} } = {}) {
   const worker = new Worker(checker, { eval: true, workerData: { sab, path, index: INDEX } });
   const watcher = watch(path);
   const seen = [];
-  watcher.on('change', (e) => seen.push(e.state));
+  let cycle = -1;
+  watcher.on('change', (e) => seen.push({ state: e.state, cycle }));
   const result = once(worker, 'message');
   const failures = [];
   try {
     for (let i = 0; i < cycles; i++) {
+      cycle = i;
       setPhase(STARTING);
       const child = spawn(process.execPath, [BIN, 'run', path], { stdio: ['ignore', 'ignore', 'pipe'] });
       let stderr = '';
@@ -101,11 +105,19 @@ export async function soak({ cycles = 1000, log = () => {} } = {}) {
   for (let i = 0; i < 200 && seen.length < expected.length; i++) await new Promise((r) => setTimeout(r, 10));
   watcher.close();
   rmSync(dir, { recursive: true, force: true });
-  const diverge = expected.findIndex((state, i) => seen[i] !== state);
+  const found = expected.findIndex((state, i) => seen[i]?.state !== state);
+  const at = found >= 0 ? found : seen.length === expected.length ? -1 : expected.length;
+  // Where it went wrong: the states reported around it, each with the cycle the driver was in.
+  const around = seen.slice(Math.max(0, at - 3), at + 3).map((e) => `${e.state}@${e.cycle}`);
+  // States alternate, so an extra alive/dead pair anywhere shows as two states too many at the end:
+  // the first cycle that reported more than alive and dead once says where.
+  const perCycle = new Map();
+  for (const e of seen) perCycle.set(e.cycle, [...(perCycle.get(e.cycle) ?? []), e.state]);
+  const odd = [...perCycle].find(([c, states]) => c >= 0 && states.join() !== 'alive,dead');
   const transitions = {
     reported: seen.length,
     expected: expected.length,
-    firstDifference: diverge < 0 && seen.length === expected.length ? null : { at: diverge < 0 ? expected.length : diverge, saw: seen.slice(Math.max(0, diverge - 2), diverge + 3) },
+    firstDifference: at < 0 ? null : { at, around, firstOddCycle: odd ? `${odd[0]}: ${odd[1].join(' ')}` : null },
   };
   return { cycles, ...counts, failures, transitions };
 }
@@ -120,7 +132,7 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   );
   console.log(
     `soak: a watcher reported ${r.transitions.reported} states for ${r.transitions.expected} expected ` +
-      `(absent, then alive and dead per cycle): ${r.transitions.firstDifference === null ? 'none missed, none invented' : `first difference at ${r.transitions.firstDifference.at}: ${r.transitions.firstDifference.saw.join(' ')}`}`,
+      `(absent, then alive and dead per cycle): ${r.transitions.firstDifference === null ? 'none missed, none invented' : `first difference at ${r.transitions.firstDifference.at}: ${r.transitions.firstDifference.around.join(' ')}; first odd cycle ${r.transitions.firstDifference.firstOddCycle}`}`,
   );
   for (const f of r.failures.slice(0, 5)) console.log(`  ${f}`);
   if (r.firstWrong) console.log(`  first wrong answer: ${r.firstWrong}`);
