@@ -51,9 +51,15 @@ export interface InotifyEvent {
   name: string;
 }
 
+/** A write end in the epoll set: its fd, and the serial it was added with (fd numbers are reused). */
+export interface WriterId {
+  fd: number;
+  serial: number;
+}
+
 export interface EventBatch {
   /** Write ends that reported EPOLLERR: their FIFO lost its last reader. */
-  errored: number[];
+  errored: WriterId[];
   inotify: InotifyEvent[];
 }
 
@@ -80,7 +86,10 @@ const read = lib.func('long read(int fd, void *buf, unsigned long count)');
 const stop = new Int32Array(d.stop);
 const events = Buffer.alloc(${EVENT_SIZE} * 1024);
 const buf = Buffer.alloc(64 * 1024);
+// Handed over, not shared: until the main thread has stopped reading the queues itself (stop[1] = 1),
+// the worker reads nothing, so no event is taken by one thread while an earlier one waits in the other.
 parentPort.postMessage({ ready: true });
+while (Atomics.load(stop, 0) === 0 && Atomics.load(stop, 1) === 0) Atomics.wait(stop, 1, 0, 100);
 for (;;) {
   const n = epoll_wait(d.epfd, events, 1024, -1);
   if (Atomics.load(stop, 0) !== 0) break;
@@ -94,6 +103,7 @@ for (;;) {
   const chunks = [];
   for (let i = 0; i < n; i++) {
     const fd = events.readInt32LE(i * ${EVENT_SIZE} + ${DATA_OFFSET});
+    const serial = events.readUInt32LE(i * ${EVENT_SIZE} + ${DATA_OFFSET} + 4);
     if (fd === d.inotifyFd) {
       for (;;) {
         const r = Number(read(d.inotifyFd, buf, buf.length));
@@ -103,7 +113,7 @@ for (;;) {
     } else if (fd === d.wakeFd) {
       read(d.wakeFd, buf, 8);
     } else {
-      errored.push(fd);
+      errored.push(fd, serial);
     }
   }
   if (errored.length > 0 || chunks.length > 0) parentPort.postMessage({ errored, inotify: Buffer.concat(chunks) });
@@ -119,11 +129,13 @@ export class EventSource {
   readonly #epfd: number;
   readonly #inotifyFd: number;
   readonly #wakeFd: number;
-  readonly #stop = new Int32Array(new SharedArrayBuffer(4));
+  /** [0]: stop, set to end the worker; [1]: go, set once the main thread no longer drains. */
+  readonly #stop = new Int32Array(new SharedArrayBuffer(8));
   readonly #worker: Worker;
   readonly #wake = (): void => this.#interrupt();
   #closed = false;
   #ready = false;
+  #serial = 0;
   #drainBuffers: { events: Buffer; data: Buffer } | undefined;
 
   constructor(
@@ -161,14 +173,16 @@ export class EventSource {
       if (this.#closed) return;
       if (m.ready) {
         this.#ready = true;
-        onReady();
+        onReady(); // the main thread stops draining here, and only then lets the worker read
+        Atomics.store(this.#stop, 1, 1);
+        Atomics.notify(this.#stop, 1);
         return;
       }
       if (m.error !== undefined) {
         onError(errnoError(errnoName(m.error), '', 'epoll_wait'));
         return;
       }
-      onBatch({ errored: m.errored ?? [], inotify: parseInotify(Buffer.from(m.inotify ?? new Uint8Array())) });
+      onBatch({ errored: pairs(m.errored ?? []), inotify: parseInotify(Buffer.from(m.inotify ?? new Uint8Array())) });
     });
     this.#worker.on('error', (err) => {
       if (!this.#closed) onError(err);
@@ -196,10 +210,11 @@ export class EventSource {
     this.#drainBuffers ??= { events: Buffer.alloc(EVENT_SIZE * 256), data: Buffer.alloc(64 * 1024) };
     const { events, data: buf } = this.#drainBuffers;
     const n = c.epoll_wait(this.#epfd, events, 256, 0);
-    const errored: number[] = [];
+    const errored: WriterId[] = [];
     const chunks: Buffer[] = [];
     for (let i = 0; i < n; i++) {
       const fd = events.readInt32LE(i * EVENT_SIZE + DATA_OFFSET);
+      const serial = events.readUInt32LE(i * EVENT_SIZE + DATA_OFFSET + 4);
       if (fd === this.#inotifyFd) {
         for (;;) {
           const r = Number(c.read(this.#inotifyFd, buf, buf.length));
@@ -207,7 +222,7 @@ export class EventSource {
           chunks.push(Buffer.from(buf.subarray(0, r)));
         }
       } else if (fd !== this.#wakeFd) {
-        errored.push(fd);
+        errored.push({ fd, serial });
       }
     }
     return { errored, inotify: parseInotify(Buffer.concat(chunks)) };
@@ -222,10 +237,16 @@ export class EventSource {
     this.#worker.unref();
   }
 
-  /** Reports, once, when the last reader of the FIFO this write end belongs to goes. */
-  watchWriter(fd: number): void {
+  /**
+   * Reports, once, when the last reader of the FIFO this write end belongs to goes. Returns the serial
+   * the report will carry: a report already harvested for a write end since closed must not be taken
+   * for one about a new write end that got the same fd number.
+   */
+  watchWriter(fd: number): WriterId {
+    this.#serial = (this.#serial + 1) >>> 0 || 1;
     // No event asked for: EPOLLERR is always reported (epoll_ctl(2)); EPOLLONESHOT disarms it after once.
-    check(this.#c, this.#c.epoll_ctl(this.#epfd, EPOLL_CTL_ADD, fd, eventOf(EPOLLONESHOT, fd)), 'epoll_ctl');
+    check(this.#c, this.#c.epoll_ctl(this.#epfd, EPOLL_CTL_ADD, fd, eventOf(EPOLLONESHOT, fd, this.#serial)), 'epoll_ctl');
+    return { fd, serial: this.#serial };
   }
 
   /** Stops watching a write end (before it is closed; closing alone would do, unless the fd was dup'ed). */
@@ -248,6 +269,7 @@ export class EventSource {
 
   #interrupt(): void {
     Atomics.store(this.#stop, 0, 1);
+    Atomics.notify(this.#stop, 1); // a worker still waiting for the handover
     const one = Buffer.alloc(8);
     one.writeBigUInt64LE(1n);
     try {
@@ -279,11 +301,19 @@ function check(c: Calls, result: number, call: string): number {
   return result;
 }
 
-function eventOf(events: number, fd: number): Buffer {
+/** A struct epoll_event whose 64-bit data is the fd (low half) and a serial (high half). */
+function eventOf(events: number, fd: number, serial = 0): Buffer {
   const b = Buffer.alloc(EVENT_SIZE);
   b.writeUInt32LE(events >>> 0, 0);
   b.writeInt32LE(fd, DATA_OFFSET);
+  b.writeUInt32LE(serial, DATA_OFFSET + 4);
   return b;
+}
+
+function pairs(flat: number[]): WriterId[] {
+  const out: WriterId[] = [];
+  for (let i = 0; i + 1 < flat.length; i += 2) out.push({ fd: flat[i] as number, serial: flat[i + 1] as number });
+  return out;
 }
 
 /** struct inotify_event { int wd; uint32_t mask, cookie, len; char name[len]; } (inotify(7)). */

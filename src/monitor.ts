@@ -40,6 +40,8 @@ interface Followed {
   code: string | undefined;
   error: ProcAliveError | undefined;
   writer: number | null;
+  /** The serial the event source gave the writer: its EPOLLERR reports carry it. */
+  writerSerial: number;
   fifoWd: number | null;
   dirWd: number | null;
   /** The name whose appearance or disappearance in dirWd's directory concerns us. */
@@ -82,6 +84,7 @@ class Monitor {
   readonly #paths = new Map<string, Followed>();
   readonly #dirs = new Map<string, FollowedDir>();
   readonly #byWd = new Map<number, Set<Followed | FollowedDir>>();
+  /** Followed paths by their writer's serial (not its fd number, which the kernel reuses). */
   readonly #byWriter = new Map<number, Followed>();
   #refs = 0;
   #handles = 0;
@@ -187,7 +190,7 @@ class Monitor {
     let f = this.#paths.get(path);
     const first = f === undefined;
     if (f === undefined) {
-      f = { path, listeners: new Set(), state: null, code: undefined, error: undefined, writer: null, fifoWd: null, dirWd: null, dirName: null };
+      f = { path, listeners: new Set(), state: null, code: undefined, error: undefined, writer: null, writerSerial: 0, fifoWd: null, dirWd: null, dirName: null };
       this.#paths.set(path, f);
     }
     f.listeners.add(listener);
@@ -256,7 +259,7 @@ class Monitor {
   #release(f: Followed): void {
     if (f.writer !== null) {
       this.#source?.unwatchWriter(f.writer);
-      this.#byWriter.delete(f.writer);
+      this.#byWriter.delete(f.writerSerial);
       closeWriter(f.writer);
       f.writer = null;
     }
@@ -314,8 +317,8 @@ class Monitor {
           closeWriter(w.fd);
         } else {
           f.writer = w.fd;
-          this.#byWriter.set(w.fd, f);
-          source.watchWriter(w.fd);
+          f.writerSerial = source.watchWriter(w.fd).serial;
+          this.#byWriter.set(f.writerSerial, f);
         }
       }
     } catch (err) {
@@ -355,9 +358,9 @@ class Monitor {
   }
 
   #onBatch(batch: EventBatch): void {
-    for (const fd of batch.errored) {
-      const f = this.#byWriter.get(fd);
-      if (f !== undefined && f.writer === fd) this.#rearm(f, true);
+    for (const { fd, serial } of batch.errored) {
+      const f = this.#byWriter.get(serial);
+      if (f !== undefined && f.writer === fd && f.writerSerial === serial) this.#rearm(f, true);
     }
     const dirs = new Set<FollowedDir>();
     const paths = new Set<Followed>();
