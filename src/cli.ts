@@ -8,6 +8,7 @@ import { ProcAliveError } from './errors.js';
 import type { Holder } from './hold.js';
 import type { Status } from './status.js';
 import { defaultDir, targetPath } from './target.js';
+import { setLongTimeout } from './timeout.js';
 import { version } from './version.js';
 
 /** Exit codes of `check` (LSB init-script `status` codes). */
@@ -237,9 +238,8 @@ async function runRun(args: string[]): Promise<number> {
     return holdFailed(target, err);
   }
   return new Promise<number>((resolve) => {
-    let timer: NodeJS.Timeout | undefined;
     const finish = (): void => {
-      if (timer !== undefined) clearTimeout(timer);
+      timer.clear();
       process.removeListener('SIGTERM', finish);
       process.removeListener('SIGINT', finish);
       try {
@@ -252,12 +252,7 @@ async function runRun(args: string[]): Promise<number> {
     };
     process.on('SIGTERM', finish);
     process.on('SIGINT', finish);
-    // setTimeout takes at most 2^31-1 ms (~24.8 days); longer waits are made of several.
-    const MAX_MS = 2 ** 31 - 1;
-    const wait = (ms: number): void => {
-      timer = setTimeout(() => (ms > MAX_MS ? wait(ms - MAX_MS) : finish()), Math.min(ms, MAX_MS));
-    };
-    wait(seconds === undefined ? Number.POSITIVE_INFINITY : seconds * 1000);
+    const timer = setLongTimeout(finish, seconds === undefined ? Number.POSITIVE_INFINITY : seconds * 1000);
   });
 }
 

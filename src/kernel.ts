@@ -15,6 +15,7 @@ import { createRequire } from 'node:module';
 import { constants as osConstants } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { ProcAliveError, aboutPath, errnoError } from './errors.js';
+import { decodeName, fsPath } from './text.js';
 
 // Loaded on demand with this, not imported: koffi (~12 ms) and child_process (~3 ms at start-up, and only
 // the mkfifo(1) fallback needs it) would otherwise slow every `proc-alive check`.
@@ -55,7 +56,7 @@ function notFifo(path: string, mode: number): ProcAliveError {
 /** stat(2) following links; undefined if nothing is there (ENOENT only: ENOTDIR still throws). */
 function statOrNone(path: string, doing: string): fs.Stats | undefined {
   try {
-    return fs.statSync(path, { throwIfNoEntry: false });
+    return fs.statSync(fsPath(path), { throwIfNoEntry: false });
   } catch (err) {
     throw errnoError(codeOf(err), path, doing, err);
   }
@@ -63,7 +64,7 @@ function statOrNone(path: string, doing: string): fs.Stats | undefined {
 
 /** Whether directory `dir` is a daemontools or runit service directory: a `run` file or `supervise`. */
 export function isServiceDir(dir: string): boolean {
-  return fs.existsSync(join(dir, 'run')) || fs.existsSync(join(dir, 'supervise'));
+  return fs.existsSync(fsPath(join(dir, 'run'))) || fs.existsSync(fsPath(join(dir, 'supervise')));
 }
 
 /**
@@ -101,11 +102,11 @@ function codeOf(err: unknown): string {
 // on every Linux architecture (stx_mode is a __u16 at offset 28), where struct stat differs per arch.
 
 interface Libc {
-  statx(dirfd: number, path: string, flags: number, mask: number, buf: Buffer): number;
-  open(path: string, flags: number): number;
+  statx(dirfd: number, path: string | Buffer, flags: number, mask: number, buf: Buffer): number;
+  open(path: string | Buffer, flags: number): number;
   fcntl(fd: number, cmd: number): number;
   close(fd: number): number;
-  mkfifo(path: string, mode: number): number;
+  mkfifo(path: string | Buffer, mode: number): number;
   flock(fd: number, operation: number): number;
   errno(): number;
   /** One statx buffer, reused: the calls are synchronous, on the main thread. */
@@ -189,11 +190,17 @@ export function errnoName(n: number): string {
   return `errno ${n}`;
 }
 
+/** A path for the FFI: the string (koffi encodes it), or its bytes with the NUL that C needs. */
+function cPath(path: string): string | Buffer {
+  const p = fsPath(path);
+  return typeof p === 'string' ? p : Buffer.concat([p, Buffer.of(0)]);
+}
+
 /** A check through the FFI: statx, then open + fcntl + close only if a FIFO is there. */
 export function probeFfi(path: string, inService = false): State {
   const c = loadLibc();
   if (c === null) return probeFs(path, inService);
-  if (c.statx(AT_FDCWD, path, 0, STATX_TYPE, c.buf) !== 0) {
+  if (c.statx(AT_FDCWD, cPath(path), 0, STATX_TYPE, c.buf) !== 0) {
     const e = c.errno();
     if (e === errnos.ENOENT) return 'absent';
     throw errnoError(errnoName(e), path, 'cannot check');
@@ -203,7 +210,7 @@ export function probeFfi(path: string, inService = false): State {
     if (isDir(mode) && !inService) return probeFfi(serviceFifo(path), true);
     throw notFifo(path, mode);
   }
-  const fd = c.open(path, CHECK_FLAGS | O_CLOEXEC_LINUX);
+  const fd = c.open(cPath(path), CHECK_FLAGS | O_CLOEXEC_LINUX);
   if (fd < 0) {
     const e = c.errno();
     if (e === errnos.ENXIO) return 'dead';
@@ -250,7 +257,7 @@ export function probeSync(path: string): State {
 export async function probe(path: string, inService = false): Promise<State> {
   let st: fs.Stats;
   try {
-    st = await new Promise<fs.Stats>((resolve, reject) => fs.stat(path, (e, s) => (e ? reject(e) : resolve(s))));
+    st = await new Promise<fs.Stats>((resolve, reject) => fs.stat(fsPath(path), (e, s) => (e ? reject(e) : resolve(s))));
   } catch (err) {
     if (codeOf(err) === 'ENOENT') return 'absent';
     throw errnoError(codeOf(err), path, 'cannot check', err);
@@ -262,7 +269,7 @@ export async function probe(path: string, inService = false): Promise<State> {
   let fd: number;
   try {
     fd = await new Promise<number>((resolve, reject) =>
-      fs.open(path, CHECK_FLAGS, (e, n) => (e ? reject(e) : resolve(n))),
+      fs.open(fsPath(path), CHECK_FLAGS, (e, n) => (e ? reject(e) : resolve(n))),
     );
   } catch (err) {
     const code = codeOf(err);
@@ -299,7 +306,7 @@ export function openWriter(path: string, services = false): Writer {
   }
   let fd: number;
   try {
-    fd = fs.openSync(path, CHECK_FLAGS);
+    fd = fs.openSync(fsPath(path), CHECK_FLAGS);
   } catch (err) {
     const code = codeOf(err);
     if (code === 'ENXIO') return { state: 'dead' };
@@ -328,7 +335,7 @@ export function closeWriter(fd: number): void {
 /** Whether `path` is a directory (following symlinks); false if it cannot be told. */
 export function isDirectory(path: string): boolean {
   try {
-    return fs.statSync(path).isDirectory();
+    return fs.statSync(fsPath(path)).isDirectory();
   } catch {
     return false;
   }
@@ -629,17 +636,19 @@ export function releaseLock(lock: Lock, exclusive: boolean, tidy: () => void): v
 
 /** The targets in `dir`: FIFOs and service directories, not hidden (our lock and record files are). */
 export function listTargets(dir: string): string[] {
-  let entries: fs.Dirent[];
+  let entries: fs.Dirent<Buffer>[];
   try {
-    entries = fs.readdirSync(dir, { withFileTypes: true });
+    // Names as bytes: one that is not UTF-8 must still name its file (see text.ts).
+    entries = fs.readdirSync(fsPath(dir), { withFileTypes: true, encoding: 'buffer' });
   } catch (err) {
     if (codeOf(err) === 'ENOENT') return [];
     throw errnoError(codeOf(err), dir, 'cannot list', err);
   }
   const out: string[] = [];
   for (const e of entries) {
-    if (e.name.startsWith('.')) continue;
-    const path = join(dir, e.name);
+    const name = decodeName(e.name);
+    if (name.startsWith('.')) continue;
+    const path = join(dir, name);
     if (e.isFIFO()) out.push(path);
     else if (e.isDirectory() && isServiceDir(path)) out.push(path);
   }

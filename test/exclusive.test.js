@@ -55,7 +55,8 @@ test('30 `proc-alive run` at once: one holds, the others exit 75 naming the targ
     const child = spawn(process.execPath, [BIN, 'run', path, '30'], { stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
     child.stderr.on('data', (d) => (stderr += d));
-    child.result = once(child, 'exit').then(([code]) => ({ code, stderr }));
+    // 'close', not 'exit': stderr may still hold data when the process has exited.
+    child.result = once(child, 'close').then(([code]) => ({ code, stderr }));
     t.after(() => child.kill('SIGKILL'));
     runs.push(child);
   }
