@@ -5,9 +5,11 @@ import { writeSync } from 'node:fs';
 import { basename } from 'node:path';
 import { checkSync, type State } from './check.js';
 import { ProcAliveError } from './errors.js';
-import type { Holder } from './hold.js';
+import type { EventEmitter } from 'node:events';
+import type { Holder, HolderEvents } from './hold.js';
 import type { Status } from './status.js';
 import { defaultDir, targetPath } from './target.js';
+import { escapeText, jsonLine } from './text.js';
 import { setLongTimeout } from './timeout.js';
 import { version } from './version.js';
 
@@ -108,8 +110,9 @@ function write(fd: 1 | 2, text: string): void {
   }
 }
 
+/** One line on stderr; names and records in it are escaped, so it stays one line and inert. */
 function say(line: string): void {
-  write(2, `proc-alive: ${line}\n`);
+  write(2, `proc-alive: ${escapeText(line)}\n`);
 }
 
 interface Parsed {
@@ -186,9 +189,9 @@ function runCheck(args: string[]): number {
         record['code'] = (error as ProcAliveError).code ?? 'EIO';
         record['error'] = reason(error);
       }
-      out.push(JSON.stringify(record));
+      out.push(jsonLine(record));
     } else if (error === undefined) {
-      out.push(`${target}: ${state}`);
+      out.push(`${escapeText(target)}: ${state}`);
     }
   }
   if (out.length > 0) write(1, `${out.join('\n')}\n`);
@@ -231,17 +234,29 @@ async function runRun(args: string[]): Promise<number> {
   const seconds = parseSeconds(secondsText);
   // Loaded here, not at the top: a check, the command that must start fast, does not need it.
   const { hold } = await import('./hold.js');
+  // The handlers first: a SIGTERM that arrives while the target is set up must end this the clean way,
+  // not the default way (which would leave the FIFO behind, dead, as after a crash).
+  let stopAsked = false;
+  let stop = (): void => {
+    stopAsked = true;
+  };
+  const onSignal = (): void => stop();
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
   let holder: Holder;
   try {
     holder = hold(target, { shared, ...(mode === undefined ? {} : { mode }) });
   } catch (err) {
+    process.removeListener('SIGTERM', onSignal);
+    process.removeListener('SIGINT', onSignal);
     return holdFailed(target, err);
   }
+  report(target, holder);
   return new Promise<number>((resolve) => {
     const finish = (): void => {
       timer.clear();
-      process.removeListener('SIGTERM', finish);
-      process.removeListener('SIGINT', finish);
+      process.removeListener('SIGTERM', onSignal);
+      process.removeListener('SIGINT', onSignal);
       try {
         holder.close();
         resolve(0);
@@ -250,10 +265,17 @@ async function runRun(args: string[]): Promise<number> {
         resolve(EXIT_RUN_FAILED);
       }
     };
-    process.on('SIGTERM', finish);
-    process.on('SIGINT', finish);
     const timer = setLongTimeout(finish, seconds === undefined ? Number.POSITIVE_INFINITY : seconds * 1000);
+    stop = finish;
+    if (stopAsked) finish();
   });
+}
+
+/** Says, one line each, what happens to a held target behind its holder's back. */
+function report(target: string, who: EventEmitter<HolderEvents>): void {
+  who.on('restored', (e) => say(`${target}: ${e.message}`));
+  who.on('compromised', (e) => say(`${target}: ${e.message}`));
+  who.on('warning', (err) => say(failure(target, err)));
 }
 
 /** The exit code (and the one line) for a target that could not be held. */
@@ -276,6 +298,7 @@ async function runCommand(
   } catch (err) {
     return holdFailed(target, err);
   }
+  report(target, wrapped);
   wrapped.alive.catch((err: unknown) => {
     if (err instanceof ProcAliveError && err.code === 'ENOTREADY') say(failure(target, err));
   });
@@ -303,17 +326,19 @@ function duration(ms: number): string {
   return parts.join('');
 }
 
-/** The part of a status line after the state: who holds it, or who held it. */
+/** The part of a status line after the state: who holds it, or who held it (escaped: it is from a file). */
 function describe(st: Status, now: number): string {
   const h = st.holder;
-  if (h === null) return st.state === 'alive' ? 'no record (not held by proc-alive run)' : '';
+  const problem = st.recordProblem === undefined ? '' : `(record ignored: ${st.recordProblem})`;
+  if (h === null) return problem || (st.state === 'alive' ? 'no record (not held by proc-alive run)' : '');
   const since = duration(now - Date.parse(h.started));
-  const command = h.command.join(' ');
+  const command = escapeText(h.command.join(' '));
   if (h.supervisor !== undefined) {
     const service = h.pid === 0 ? `service down ${since}` : `service pid ${h.pid}  up ${since}`;
     return st.state === 'alive' ? `${h.supervisor}  ${service}` : `${h.supervisor} not running`;
   }
-  if (!st.stale) return `pid ${h.pid}  up ${since}${h.shared ? '  (shared: latest holder)' : ''}  ${command}`;
+  const said = h.status === undefined ? '' : `  "${escapeText(h.status)}"`;
+  if (!st.stale) return `pid ${h.pid}  up ${since}${h.shared ? '  (shared: latest holder)' : ''}${said}  ${command}`;
   const end = h.exit === undefined ? '' : h.exit.signal !== null ? `, killed by ${h.exit.signal}` : `, exited ${h.exit.code}`;
   return `stale record: pid ${h.pid}, started ${since} ago${end}  ${command}`;
 }
@@ -326,7 +351,9 @@ async function runStatus(args: string[]): Promise<number> {
   let targets = operands;
   if (targets.length === 0) {
     try {
-      targets = listTargetsIn(defaultDir());
+      // Refused as checks refuse it: a default directory that is a symlink, another user's, or
+      // writable by others may hold FIFOs someone planted.
+      targets = listTargetsIn();
     } catch (err) {
       say(reason(err));
       return CHECK_EXIT.unknown;
@@ -340,7 +367,7 @@ async function runStatus(args: string[]): Promise<number> {
   const now = Date.now();
   for (const target of targets) {
     const name = listed ? basename(target) : target;
-    let st: Status | undefined;
+    let st: Status;
     try {
       st = statusSync(target);
     } catch (err) {
@@ -348,15 +375,15 @@ async function runStatus(args: string[]): Promise<number> {
       say(failure(name, err));
       seen.add(CHECK_EXIT.unknown);
       if (json) {
-        out.push(JSON.stringify({ target: name, path: listed ? target : null, state: 'unknown', code: (err as ProcAliveError).code ?? 'EIO', error: reason(err) }));
+        out.push(jsonLine({ target: name, path: listed ? target : null, state: 'unknown', code: (err as ProcAliveError).code ?? 'EIO', error: reason(err) }));
       } else {
-        rows.push([name, 'unknown', '']);
+        rows.push([escapeText(name), 'unknown', '']);
       }
       continue;
     }
     seen.add(CHECK_EXIT[st.state]);
-    if (json) out.push(JSON.stringify({ ...st, target: name }));
-    else rows.push([name, st.state, describe(st, now)]);
+    if (json) out.push(jsonLine({ ...st, target: name }));
+    else rows.push([escapeText(name), st.state, describe(st, now)]);
   }
   const width = Math.max(0, ...rows.map(([n]) => n.length));
   for (const [n, state, rest] of rows) out.push(`${n.padEnd(width)}  ${state.padEnd(7)}  ${rest}`.trimEnd());

@@ -2,8 +2,8 @@
 // signal handler, no exit hook, no timer, no FFI load.
 
 export { check, checkSync, type State } from './check.js';
-export { hold, type Holder, type HoldOptions } from './hold.js';
-export { wrap, WRAP_FDS, FORWARDED_SIGNALS, type Wrapped, type WrappedChild, type WrapOptions, type WrapExit } from './wrap.js';
+export { hold, type Holder, type HoldOptions, type HolderEvents, type HolderIncident } from './hold.js';
+export { wrap, WRAP_FDS, FORWARDED_SIGNALS, type Wrapped, type WrapOptions, type WrapExit, type WrapStdio } from './wrap.js';
 export { status, statusSync, listTargetsIn, type Status, type HolderRecord } from './status.js';
 export { waitAlive, waitDead, type WaitOptions, type Pending } from './wait.js';
 export { watch, Watcher, type WatchEvent, type WatchOptions, type WatchState, type Mechanism } from './watch.js';

@@ -31,12 +31,9 @@ const errnos = osConstants.errno;
 // there is no reader, instead of waiting for one (fifo(7)). Never O_RDWR: on Linux it would make the
 // checker a reader, and so make the target look alive (fifo(7)).
 const CHECK_FLAGS = O_WRONLY | O_NONBLOCK | O_NOCTTY;
-// The holder's end: a reader that never reads. libuv adds O_CLOEXEC to every open, so children do not
-// inherit it and cannot keep a dead holder "alive".
-const HOLD_FLAGS = O_RDONLY | O_NONBLOCK | O_NOCTTY;
 
 /** What is at a path, in words, for error messages. */
-function kindOf(mode: number): string {
+export function kindOf(mode: number): string {
   switch (mode & S_IFMT) {
     case fs.constants.S_IFREG: return 'regular file';
     case fs.constants.S_IFDIR: return 'directory';
@@ -85,7 +82,7 @@ function replaced(path: string, during: 'checked' | 'opened'): ProcAliveError {
   return new ProcAliveError('ENOTFIFO', `not a FIFO (replaced while being ${during})`, { path });
 }
 
-function isFifo(mode: number): boolean {
+export function isFifo(mode: number): boolean {
   return (mode & S_IFMT) === S_IFIFO;
 }
 
@@ -93,7 +90,7 @@ function isDir(mode: number): boolean {
   return (mode & S_IFMT) === fs.constants.S_IFDIR;
 }
 
-function codeOf(err: unknown): string {
+export function codeOf(err: unknown): string {
   return (err as NodeJS.ErrnoException | null)?.code ?? 'EIO';
 }
 
@@ -101,13 +98,15 @@ function codeOf(err: unknown): string {
 // The FFI back end (Linux only). statx(2) is used rather than stat(2) because its buffer has one layout
 // on every Linux architecture (stx_mode is a __u16 at offset 28), where struct stat differs per arch.
 
-interface Libc {
+export interface Libc {
   statx(dirfd: number, path: string | Buffer, flags: number, mask: number, buf: Buffer): number;
   open(path: string | Buffer, flags: number): number;
   fcntl(fd: number, cmd: number): number;
   close(fd: number): number;
   mkfifo(path: string | Buffer, mode: number): number;
   flock(fd: number, operation: number): number;
+  renameat2(olddirfd: number, oldpath: string | Buffer, newdirfd: number, newpath: string | Buffer, flags: number): number;
+  dup3(oldfd: number, newfd: number, flags: number): number;
   errno(): number;
   /** One statx buffer, reused: the calls are synchronous, on the main thread. */
   buf: Buffer;
@@ -137,7 +136,7 @@ export function loadFfi(): Ffi | null {
 }
 
 /** The FFI, loaded on first use; null where it is off, not Linux, or cannot load. */
-function loadLibc(): Libc | null {
+export function loadLibc(): Libc | null {
   if (libc !== undefined) return libc;
   libc = null;
   if (process.platform !== 'linux' || process.env['PROC_ALIVE_FFI'] === '0') return null;
@@ -153,6 +152,9 @@ function loadLibc(): Libc | null {
       close: lib.func('int close(int fd)'),
       mkfifo: lib.func('int mkfifo(const char *path, uint32_t mode)'),
       flock: lib.func('int flock(int fd, int operation)'),
+      // renameat2(2), Linux >= 3.15, glibc >= 2.28: RENAME_NOREPLACE places a FIFO without replacing one.
+      renameat2: lib.func('int renameat2(int olddirfd, const char *oldpath, int newdirfd, const char *newpath, unsigned int flags)'),
+      dup3: lib.func('int dup3(int oldfd, int newfd, int flags)'),
       errno: () => koffi.errno(),
       buf: Buffer.alloc(256),
     };
@@ -191,7 +193,8 @@ export function errnoName(n: number): string {
 }
 
 /** A path for the FFI: the string (koffi encodes it), or its bytes with the NUL that C needs. */
-function cPath(path: string): string | Buffer {
+export function cPath(path: string | Buffer): string | Buffer {
+  if (typeof path !== 'string') return Buffer.concat([path, Buffer.of(0)]);
   const p = fsPath(path);
   return typeof p === 'string' ? p : Buffer.concat([p, Buffer.of(0)]);
 }
@@ -342,296 +345,6 @@ export function isDirectory(path: string): boolean {
 }
 
 // ---------------------------------------------------------------------------------------------------
-// Holding.
-
-/** The reader end a holder keeps: a plain fd number, and the inode it is, to never remove another's. */
-export interface Reader {
-  fd: number;
-  dev: number;
-  ino: number;
-}
-
-/**
- * Creates the FIFO at `path` unless one is there, and opens it as a reader. Refuses, without opening or
- * changing it, anything at `path` that is not a FIFO. `mode` is set exactly (fchmod, so the umask does not
- * apply) when this call created the FIFO; an existing FIFO keeps its mode, which its creator chose.
- */
-export function openReader(path: string, mode: number): Reader {
-  const created = makeFifo(path, mode & 0o600);
-  let fd: number;
-  try {
-    // Stat before open, for the reason given at probeFs: open(2) of a device runs its driver.
-    const st = fs.statSync(path);
-    if (!isFifo(st.mode)) throw notFifo(path, st.mode);
-    fd = fs.openSync(path, HOLD_FLAGS);
-  } catch (err) {
-    if (err instanceof ProcAliveError) throw err;
-    throw errnoError(codeOf(err), path, 'cannot open the FIFO', err);
-  }
-  try {
-    const st = fs.fstatSync(fd);
-    if (!isFifo(st.mode)) throw replaced(path, 'opened');
-    if (created) fs.fchmodSync(fd, mode);
-    return { fd, dev: st.dev, ino: st.ino };
-  } catch (err) {
-    fs.closeSync(fd);
-    if (err instanceof ProcAliveError) throw err;
-    throw errnoError(codeOf(err), path, 'cannot set the FIFO up', err);
-  }
-}
-
-/** The private name a holder makes a new FIFO under, before renaming it into place. */
-export function freshPathOf(path: string): string {
-  return join(dirname(path), `.${basename(path)}.${process.pid}.new`);
-}
-
-/**
- * Like {@link openReader}, but a FIFO that has to be created is made under a private name, opened, and
- * only then renamed into place: the target goes from absent to alive, never through a "dead" instant
- * that a watcher would report. An existing FIFO (one a crash left) is opened in place. Only for a holder
- * with the exclusive lock: two shared holders renaming at once would each orphan the other's FIFO.
- */
-export function openFreshReader(path: string, mode: number): Reader {
-  if (fs.lstatSync(path, { throwIfNoEntry: false }) !== undefined) return openReader(path, mode);
-  const fresh = freshPathOf(path);
-  let reader: Reader;
-  try {
-    unlinkQuiet(fresh, 'cannot remove a leftover FIFO');
-    reader = openReader(fresh, mode);
-  } catch (err) {
-    throw aboutPath(err, path);
-  }
-  try {
-    renameOver(fresh, path);
-  } catch (err) {
-    fs.closeSync(reader.fd);
-    unlinkQuiet(fresh, 'cannot remove the FIFO');
-    throw err;
-  }
-  return reader;
-}
-
-/** mkfifo(3) through the FFI, else the mkfifo(1) program. True if created, false if something is there. */
-function makeFifo(path: string, mode: number): boolean {
-  const c = loadLibc();
-  if (c !== null) {
-    if (c.mkfifo(path, mode) === 0) return true;
-    const e = c.errno();
-    if (e === errnos.EEXIST) return false;
-    throw errnoError(errnoName(e), path, 'cannot create the FIFO');
-  }
-  // No FFI: look first, so that the usual case (a FIFO already there) spawns nothing.
-  try {
-    fs.lstatSync(path);
-    return false;
-  } catch (err) {
-    if (codeOf(err) !== 'ENOENT') throw errnoError(codeOf(err), path, 'cannot create the FIFO', err);
-  }
-  const { execFileSync } = load('node:child_process') as typeof import('node:child_process');
-  try {
-    // -m: the mode is set by mkfifo itself, never wider than asked whatever the umask (mkfifo(1)).
-    // LC_ALL=C: its reason comes in words only, which we map back to an errno name below.
-    execFileSync('mkfifo', ['-m', mode.toString(8), '--', path], {
-      stdio: ['ignore', 'ignore', 'pipe'],
-      env: { ...process.env, LC_ALL: 'C' },
-    });
-    return true;
-  } catch (err) {
-    if (codeOf(err) === 'ENOENT' && (err as { path?: string }).path === 'mkfifo') {
-      throw new ProcAliveError('ENOMKFIFO', 'cannot create the FIFO: koffi did not load and no mkfifo program was found', {
-        path,
-        cause: err,
-      });
-    }
-    if (fs.existsSync(path)) return false; // another process created it first
-    const stderr = String((err as { stderr?: unknown }).stderr ?? '');
-    const code = Object.entries(strerrors).find(([, text]) => stderr.includes(text))?.[0] ?? 'EIO';
-    throw errnoError(code, path, 'cannot create the FIFO', err);
-  }
-}
-
-/** strerror(3) texts in the C locale, for the errors mkfifo(1) can report. */
-const strerrors: Record<string, string> = {
-  ENOENT: 'No such file or directory',
-  EACCES: 'Permission denied',
-  ENOTDIR: 'Not a directory',
-  ENAMETOOLONG: 'File name too long',
-  ELOOP: 'Too many levels of symbolic links',
-  EROFS: 'Read-only file system',
-  ENOSPC: 'No space left on device',
-  EPERM: 'Operation not permitted',
-};
-
-/**
- * Refuses, before anything is created next to it, a path where something that is not a FIFO is (so that
- * `run /dev/null` does not leave a lock file in /dev). A missing path is fine: the holder creates it.
- */
-export function refuseNonFifo(path: string): void {
-  const st = statOrNone(path, 'cannot hold');
-  if (st !== undefined && !isFifo(st.mode)) throw notFifo(path, st.mode);
-}
-
-/** Closes a holder's reader fd. */
-export function closeReader(path: string, reader: Reader): void {
-  try {
-    fs.closeSync(reader.fd);
-  } catch (err) {
-    // EBADF: the fd was closed behind the holder's back; its number may now be someone else's.
-    throw errnoError(codeOf(err), path, 'cannot close the FIFO', err);
-  }
-}
-
-/**
- * Removes the FIFO at `path` if it is still the inode `reader` held (a FIFO recreated by someone else is
- * not ours to remove) and no reader holds it any more (the same non-blocking open a checker does).
- * Called by the last holder, under the exclusive lock, so no proc-alive holder is about to open it.
- */
-export function removeIfDead(path: string, reader: Reader): void {
-  const st = fs.lstatSync(path, { throwIfNoEntry: false });
-  if (st === undefined || st.dev !== reader.dev || st.ino !== reader.ino) return;
-  let state: State;
-  try {
-    state = probeFs(path, true);
-  } catch {
-    return; // replaced by something that is not a FIFO since the lstat: not ours any more
-  }
-  if (state === 'dead') unlinkQuiet(path, 'cannot remove the FIFO');
-}
-
-/** unlink(2), where "already gone" is success. */
-export function unlinkQuiet(path: string, doing: string): void {
-  try {
-    fs.unlinkSync(path);
-  } catch (err) {
-    if (codeOf(err) !== 'ENOENT') throw errnoError(codeOf(err), path, doing, err);
-  }
-}
-
-/** rename(2): atomic on one filesystem; the new name replaces what was there. */
-export function renameOver(from: string, to: string): void {
-  try {
-    fs.renameSync(from, to);
-  } catch (err) {
-    throw errnoError(codeOf(err), to, 'cannot put the FIFO in place', err);
-  }
-}
-
-// ---------------------------------------------------------------------------------------------------
-// Exclusive start. A FIFO cannot carry its own lock for every use: to lock it one must open it, and
-// opening it for reading makes the target alive, which a holder that is not ready yet must not do. So
-// the lock is a sibling file (`.<name>.lock`), as daemontools' and runit's `supervise/lock` are. It is
-// locked with flock(2): the lock belongs to the open file description, so it is dropped by the kernel
-// however its holders end, SIGKILL included, and it is shared with children that inherit the fd.
-
-/** The lock file of the FIFO at `path`. */
-export function lockPathOf(path: string): string {
-  return join(dirname(path), `.${basename(path)}.lock`);
-}
-
-export interface Lock {
-  fd: number;
-  dev: number;
-  ino: number;
-  path: string;
-}
-
-const LOCK_SH = 1;
-const LOCK_EX = 2;
-const LOCK_NB = 4; // flock(2): fail with EWOULDBLOCK rather than wait
-const FLOCK_BUSY = 75; // what we ask flock(1) to exit with when the lock is taken (-E)
-
-/** flock(2) without waiting. True if taken, false if someone holds a conflicting lock. */
-function flock(fd: number, exclusive: boolean, path: string): boolean {
-  const c = loadLibc();
-  if (c !== null) {
-    if (c.flock(fd, (exclusive ? LOCK_EX : LOCK_SH) | LOCK_NB) === 0) return true;
-    const e = c.errno();
-    if (e === errnos.EWOULDBLOCK || e === errnos.EAGAIN) return false;
-    throw errnoError(errnoName(e), path, 'cannot lock');
-  }
-  // No FFI: util-linux flock(1) locks the fd we hand it as its fd 3. It shares our open file description,
-  // which owns the lock, so the lock outlives that short-lived child (flock(2), "NOTES").
-  const { spawnSync } = load('node:child_process') as typeof import('node:child_process');
-  const r = spawnSync('flock', ['-n', exclusive ? '-x' : '-s', '-E', String(FLOCK_BUSY), '3'], {
-    stdio: ['ignore', 'ignore', 'pipe', fd],
-    env: { ...process.env, LC_ALL: 'C' },
-  });
-  if (r.error !== undefined) {
-    throw new ProcAliveError('ENOLOCK', 'cannot lock: koffi did not load and no flock program was found', {
-      path,
-      cause: r.error,
-    });
-  }
-  if (r.status === 0) return true;
-  if (r.status === FLOCK_BUSY) return false;
-  throw new ProcAliveError('ENOLOCK', `cannot lock: flock(1) said: ${String(r.stderr).trim() || `exit ${r.status}`}`, {
-    path,
-  });
-}
-
-/**
- * Takes the lock of the FIFO at `path`, exclusive or shared, without waiting. Returns null when another
- * holder has a conflicting lock. A releasing holder removes the lock file; one who opened that file just
- * before finds, after locking, that the path names another file or none, and starts again on the new one.
- */
-export function acquireLock(path: string, exclusive: boolean): Lock | null {
-  const lockPath = lockPathOf(path);
-  for (;;) {
-    let fd: number;
-    let st: fs.Stats;
-    try {
-      // O_CREAT on a FIFO would open it, and a reader we did not mean to be: refuse anything else first.
-      const before = fs.lstatSync(lockPath, { throwIfNoEntry: false });
-      if (before !== undefined && !before.isFile()) throw notLockFile(lockPath, before.mode);
-      fd = fs.openSync(lockPath, LOCK_FLAGS, 0o600);
-      st = fs.fstatSync(fd);
-    } catch (err) {
-      if (err instanceof ProcAliveError) throw err;
-      throw errnoError(codeOf(err), path, `cannot create its lock file ${basename(lockPath)}`, err);
-    }
-    try {
-      if (!st.isFile()) throw notLockFile(lockPath, st.mode);
-      if (!flock(fd, exclusive, path)) {
-        fs.closeSync(fd);
-        return null;
-      }
-      const now = fs.lstatSync(lockPath, { throwIfNoEntry: false });
-      if (now !== undefined && now.dev === st.dev && now.ino === st.ino) return { fd, dev: st.dev, ino: st.ino, path: lockPath };
-    } catch (err) {
-      fs.closeSync(fd);
-      throw err;
-    }
-    fs.closeSync(fd);
-  }
-}
-
-const LOCK_FLAGS = O_RDONLY | fs.constants.O_CREAT | fs.constants.O_NOFOLLOW | O_NONBLOCK | O_NOCTTY;
-
-function notLockFile(path: string, mode: number): ProcAliveError {
-  return new ProcAliveError('EBADLOCK', `lock file is a ${kindOf(mode)}, not a regular file`, { path });
-}
-
-/**
- * Lets go of a lock. The last holder tidies up: `tidy` runs (remove the FIFO if dead, the record), then
- * the lock file is removed. A holder is the last if it can lock exclusively; in exclusive mode it already
- * does. (flock(2) may drop a shared lock before granting the exclusive one; a contender that gets in
- * between is then the last, and tidies up itself.)
- */
-export function releaseLock(lock: Lock, exclusive: boolean, tidy: () => void): void {
-  try {
-    if (exclusive || flock(lock.fd, true, lock.path)) {
-      const now = fs.lstatSync(lock.path, { throwIfNoEntry: false });
-      if (now !== undefined && now.dev === lock.dev && now.ino === lock.ino) {
-        tidy();
-        unlinkQuiet(lock.path, 'cannot remove the lock file');
-      }
-    }
-  } finally {
-    fs.closeSync(lock.fd);
-  }
-}
-
-// ---------------------------------------------------------------------------------------------------
 // Listing a directory of targets.
 
 /** The targets in `dir`: FIFOs and service directories, not hidden (our lock and record files are). */
@@ -656,41 +369,30 @@ export function listTargets(dir: string): string[] {
 }
 
 // ---------------------------------------------------------------------------------------------------
-// The default directory.
+// Processes (for holder records, which are information only).
 
-/**
- * Makes sure `dir` is a directory a holder can trust: owned by this user or by root, and not writable by
- * group or others (anyone who can write there can put a FIFO of theirs in place of ours, and so fake
- * liveness or hide it). With `create`, a missing directory is created 0700 (chmod after mkdir, so the
- * umask does not matter). Returns false if it does not exist and `create` is false.
- */
-export function ensurePrivateDir(dir: string, create: boolean): boolean {
-  let st = statOrNone(dir, 'cannot use the default directory');
-  if (st === undefined) {
-    if (!create) return false;
+let pidns: string | undefined | null;
+
+/** The PID namespace this process is in (Linux: `pid:[4026531836]`), when known. */
+export function pidNamespace(): string | undefined {
+  if (pidns === undefined) {
     try {
-      fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
-      fs.chmodSync(dir, 0o700);
-      st = fs.statSync(dir);
-    } catch (err) {
-      throw errnoError(codeOf(err), dir, 'cannot create the default directory', err);
+      pidns = fs.readlinkSync('/proc/self/ns/pid');
+    } catch {
+      pidns = null; // not Linux, or /proc not mounted
     }
   }
-  if (!st.isDirectory()) throw new ProcAliveError('ENOTDIR', `default directory is a ${kindOf(st.mode)}`, { path: dir });
-  const uid = process.getuid?.() ?? 0;
-  if (st.uid !== uid && st.uid !== 0) {
-    throw new ProcAliveError('EUNSAFEDIR', `default directory is owned by uid ${st.uid}, not by uid ${uid} or root`, {
-      path: dir,
-    });
+  return pidns ?? undefined;
+}
+
+/** Whether no process has `pid` here: kill(2) with signal 0 fails with ESRCH (EPERM means one exists). */
+export function processGone(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return false;
+  } catch (err) {
+    return codeOf(err) === 'ESRCH';
   }
-  if ((st.mode & 0o022) !== 0) {
-    throw new ProcAliveError(
-      'EUNSAFEDIR',
-      `default directory is writable by ${st.mode & 0o020 ? 'group' : 'others'} (mode ${(st.mode & 0o7777).toString(8)}); chmod go-w it`,
-      { path: dir },
-    );
-  }
-  return true;
 }
 
 /** Whether the FFI back end works here (loading it if needed). For the tests and the benchmark. */

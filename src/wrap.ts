@@ -1,17 +1,19 @@
 // Runs a command under a target: the target is alive from the command's start (or from when it says it
-// is ready) until it exits, however it exits. The command itself holds the FIFO: it inherits the reader
-// fd, and the wrapper closes its own copy. So the kernel drops the reader the instant the command ends,
-// and a wrapper killed with SIGKILL leaves a command that still runs alive, as it should be.
+// is ready) until it ends. The command holds the FIFO: it inherits the reader as fd 3 (and the lock as
+// fd 4), so a wrapper killed with SIGKILL leaves a command that still runs alive, as it should be. The
+// wrapper keeps the same reader open too, until it has seen the command end: then it removes the FIFO
+// before letting go (a clean stop reads alive → absent, never dead), or lets go and leaves it (a crash
+// reads dead). The price: a command's death reads dead when the wrapper has seen it, a fraction of a
+// millisecond later, not at the very instant (later if the wrapper is stopped).
 
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
+import { EventEmitter } from 'node:events';
 import type { Readable } from 'node:stream';
-import { closeSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
-import { ProcAliveError, aboutPath } from './errors.js';
-import { checkMode, lockTarget } from './hold.js';
-import { freshPathOf, openReader, releaseLock, removeIfDead, renameOver, unlinkQuiet, type Lock, type Reader } from './kernel.js';
-import { newRecord, readRecord, removeRecord, restoreRecord, writeRecord, type HolderRecord } from './record.js';
-import { targetPath } from './target.js';
+import { ProcAliveError } from './errors.js';
+import { Claim, checkMode, type HolderEvents } from './hold.js';
+import { newRecord, type HolderRecord } from './record.js';
+import { escapeText } from './text.js';
 
 /** The descriptors a wrapped command is given, also named in its environment. */
 export const WRAP_FDS = { reader: 3, lock: 4, ready: 5 } as const;
@@ -19,14 +21,11 @@ export const WRAP_FDS = { reader: 3, lock: 4, ready: 5 } as const;
 /** The signals a wrapper passes on to its command when `forwardSignals` is set. */
 export const FORWARDED_SIGNALS = ['SIGTERM', 'SIGINT', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2'] as const;
 
-/** The wrapped command's process (a Node `ChildProcess`; typed narrowly so that types need no @types/node). */
-export interface WrappedChild {
-  readonly pid: number | undefined;
-  kill(signal?: string | number): boolean;
-}
+/** What a wrapped command's stdin, stdout and stderr are (as for child_process.spawn). */
+export type WrapStdio = 'inherit' | 'pipe' | 'ignore' | ['inherit' | 'pipe' | 'ignore', 'inherit' | 'pipe' | 'ignore', 'inherit' | 'pipe' | 'ignore'];
 
 export interface WrapOptions {
-  /** Mode of the FIFO, as for `hold`. Default `0o600`. */
+  /** Mode of the FIFO, as for `hold`. */
   mode?: number;
   /** Hold along with other shared holders, as for `hold`. Default false (exclusive). */
   shared?: boolean;
@@ -38,8 +37,19 @@ export interface WrapOptions {
   ready?: boolean;
   /** Pass SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 received by this process on to the command. */
   forwardSignals?: boolean;
-  /** The command's environment. Default `process.env`. proc-alive adds its `PROC_ALIVE_*` variables. */
+  /**
+   * The command's environment, replacing `process.env` as `child_process.spawn`'s `env` does (not merged
+   * into it, unlike execa's default). proc-alive adds its `PROC_ALIVE_*` variables.
+   */
   env?: Record<string, string | undefined>;
+  /** The command's working directory. Default: this process's. */
+  cwd?: string;
+  /** The command's stdin, stdout and stderr. Default `'inherit'`; `'pipe'` gives `child.stdout` etc. */
+  stdio?: WrapStdio;
+  /** Stop the command (with `killSignal`) when this signal aborts; a stop asked for is a clean stop. */
+  signal?: AbortSignal;
+  /** The signal `signal` stops the command with. Default `'SIGTERM'`. */
+  killSignal?: NodeJS.Signals;
 }
 
 export interface WrapExit {
@@ -49,21 +59,36 @@ export interface WrapExit {
   signal: string | null;
   /** What a shell would report: the code, or 128 + the signal's number. */
   status: number;
-  /** True if the target was removed (exit 0, or ended by a signal this process forwarded). */
+  /** True if the target was removed (exit 0, or ended by a signal this process passed on or sent). */
   clean: boolean;
 }
 
-export interface Wrapped {
+export interface Wrapped extends EventEmitter<HolderEvents> {
   readonly target: string;
   readonly path: string;
-  readonly child: WrappedChild;
+  /** The command's process: pid, kill(), its streams when `stdio` is `'pipe'`. */
+  readonly child: ChildProcess;
   /** Resolves when the target turns alive; rejects if the command ends or fails to start first. */
   readonly alive: Promise<void>;
   /**
-   * Resolves when the command has ended and the target is tidied up. Rejects with a ProcAliveError
-   * (`ENOENT`: not found; `EACCES`: not executable) if it could not start.
+   * Resolves when the command has ended and the target is tidied up, with the command's outcome (a
+   * clean-up failure is a 'warning' event, never a rejection). Rejects with a ProcAliveError (`ENOENT`:
+   * not found; `EACCES`: not executable) if it could not start.
    */
   readonly exited: Promise<WrapExit>;
+}
+
+class WrappedCommand extends EventEmitter<HolderEvents> implements Wrapped {
+  readonly target: string;
+  path = '';
+  child!: ChildProcess;
+  alive!: Promise<void>;
+  exited!: Promise<WrapExit>;
+
+  constructor(target: string) {
+    super();
+    this.target = target;
+  }
 }
 
 /**
@@ -74,43 +99,69 @@ export interface Wrapped {
  * that inherits fd 3 and does not close it. A daemon that forks helpers which outlive it should close fd
  * 3 and fd 4 in them (`helper 3<&- 4<&- &` in a shell), or they keep the target alive and locked.
  *
- * When the command ends with 0, or by a signal this process forwarded, the FIFO, record and lock file are
- * removed (the target reads "absent"). Otherwise the FIFO stays ("dead": it crashed) and the record says
- * how it ended.
+ * When the command ends with 0, or by a signal this process passed on, the FIFO, record and lock file
+ * are removed (the target reads "absent"). Otherwise the FIFO stays ("dead": it crashed) and the record
+ * says how it ended.
  */
-export function wrap(target: string, command: string, args: string[], options: WrapOptions = {}): Wrapped {
-  const mode = options.mode ?? 0o600;
-  checkMode(mode);
+export function wrap(target: string, command: string, args: readonly string[] = [], options: WrapOptions = {}): Wrapped {
+  if (typeof command !== 'string' || command === '') throw new ProcAliveError('EINVAL', 'command must be a non-empty string');
+  if (!Array.isArray(args) || !args.every((a) => typeof a === 'string')) throw new ProcAliveError('EINVAL', 'args must be an array of strings');
+  if (typeof options !== 'object' || options === null) throw new ProcAliveError('EINVAL', 'options must be an object');
+  if (options.mode !== undefined) checkMode(options.mode);
   const shared = options.shared ?? false;
   const ready = options.ready ?? false;
   if (ready && shared) throw new ProcAliveError('EINVAL', 'ready cannot be combined with shared');
-  const path = targetPath(target, true);
-  const lock = lockTarget(path, shared);
+  if (options.signal?.aborted) throw new ProcAliveError('ABORT_ERR', 'aborted before the command started');
+  const w = new WrappedCommand(target);
+  const emit = <K extends keyof HolderEvents>(event: K, ...payload: HolderEvents[K]): void => {
+    process.nextTick(() => (w.emit as (e: string, ...a: unknown[]) => boolean)(event, ...payload));
+  };
 
-  // Exclusive: the command gets a reader on a new FIFO under a private name, renamed over the target once
-  // it runs (or is ready); until then the target reads as it did, and a command that cannot start leaves
-  // it untouched. Shared: other holders may hold the FIFO at the path, so it is opened in place.
-  const fresh = shared ? null : freshPathOf(path);
-  const argv = [command, ...args];
-  // What a crash left is put back if the command cannot start: the target stays as it was.
-  const previous = shared ? null : readRecord(path);
-  let reader: Reader;
-  try {
-    // A first record names this wrapper, so that a contender turned away by the lock can name it.
-    if (!shared) writeRecord(path, newRecord(process.pid, argv, shared, process.pid));
-    if (fresh !== null) unlinkQuiet(fresh, 'cannot remove a leftover FIFO'); // a wrapper's, killed before ready
-    reader = openReader(fresh ?? path, mode);
-  } catch (err) {
-    releaseLock(lock, !shared, () => {
-      if (!shared) restoreRecord(path, previous);
-    });
-    throw aboutPath(err, path);
+  // Signals first: one that arrives while the target is set up must not end this process the default
+  // way (losing the record, orphaning the command). It is queued, and passed on once the command runs.
+  const stopping = new Set<string>();
+  const queued: NodeJS.Signals[] = [];
+  let child: ChildProcess | undefined;
+  const pass = (signal: NodeJS.Signals): void => {
+    stopping.add(signal);
+    if (child?.pid === undefined) queued.push(signal);
+    else child.kill(signal); // EPERM comes as an 'error' event, handled below
+  };
+  const handlers = new Map<string, () => void>();
+  if (options.forwardSignals) {
+    for (const signal of FORWARDED_SIGNALS) {
+      const handler = (): void => pass(signal);
+      handlers.set(signal, handler);
+      process.on(signal, handler);
+    }
   }
+  const onAbort = (): void => pass(options.killSignal ?? 'SIGTERM');
+  const unhook = (): void => {
+    for (const [signal, handler] of handlers) process.removeListener(signal, handler);
+    handlers.clear();
+    options.signal?.removeEventListener('abort', onAbort);
+  };
 
-  let child: ChildProcess;
+  let claim: Claim;
   try {
-    child = spawn(command, args, {
-      stdio: ['inherit', 'inherit', 'inherit', reader.fd, lock.fd, ...(ready ? (['pipe'] as const) : [])],
+    claim = Claim.take(target, options.mode, shared);
+  } catch (err) {
+    unhook();
+    throw err;
+  }
+  claim.events = emit;
+  const path = claim.path;
+  w.path = path;
+  const argv = [command, ...args];
+  // A first record names this wrapper, so that a contender turned away by the lock can name it.
+  if (!shared) claim.writeRecord(newRecord(process.pid, argv, shared, process.pid));
+
+  const stdio = options.stdio ?? 'inherit';
+  const std: StdioOptions = typeof stdio === 'string' ? [stdio, stdio, stdio] : [...stdio];
+  try {
+    child = spawn(command, [...args], {
+      stdio: [...(std as unknown[]), claim.readerFd, claim.lockFd, ...(ready ? ['pipe'] : [])] as StdioOptions,
+      ...(options.cwd === undefined ? {} : { cwd: options.cwd }),
       env: {
         ...(options.env ?? process.env),
         PROC_ALIVE_TARGET: path,
@@ -121,102 +172,63 @@ export function wrap(target: string, command: string, args: string[], options: W
     });
   } catch (err) {
     // spawn throws synchronously only for arguments it rejects (a NUL byte, ...).
-    closeSync(reader.fd);
-    if (fresh !== null) unlinkQuiet(fresh, 'cannot remove the FIFO');
-    releaseLock(lock, !shared, () => {
-      if (!shared) restoreRecord(path, previous);
-    });
-    throw new ProcAliveError('EINVAL', `cannot run '${command}': ${(err as Error).message}`);
+    unhook();
+    claim.release({ clean: true });
+    throw new ProcAliveError('EINVAL', `cannot run '${escapeText(command)}': ${(err as Error).message}`);
   }
-  // Only the command holds the reader from now on; our copy would keep the target alive after it ends.
-  closeSync(reader.fd);
-
-  let record: HolderRecord | undefined;
-  let placed = shared;
-  const goLive = (): void => {
-    if (child.pid === undefined || record !== undefined) return;
-    record = newRecord(child.pid, argv, shared, process.pid);
-    writeRecord(path, record);
-    if (fresh !== null) renameOver(fresh, path);
-    placed = true;
-  };
-
-  /** Once it runs (or is ready): alive, or, if the record or the rename failed, stopped. */
-  const turnAlive = (): void => {
-    try {
-      goLive();
-      setAlive();
-    } catch (err) {
-      // The command runs but cannot be made checkable: stop it rather than run it unseen.
-      failAlive(err as Error);
-      child.kill('SIGTERM');
-    }
-  };
-
-  const forwarded = new Set<string>();
-  const handlers = new Map<string, () => void>();
-  if (options.forwardSignals) {
-    for (const signal of FORWARDED_SIGNALS) {
-      const handler = (): void => {
-        forwarded.add(signal);
-        child.kill(signal);
-      };
-      handlers.set(signal, handler);
-      process.on(signal, handler);
-    }
-  }
-  const unhook = (): void => {
-    for (const [signal, handler] of handlers) process.removeListener(signal, handler);
-    handlers.clear();
-  };
+  const started = child;
+  w.child = started;
+  options.signal?.addEventListener('abort', onAbort, { once: true });
 
   let setAlive!: () => void;
   let failAlive!: (err: Error) => void;
-  const alive = new Promise<void>((resolve, reject) => {
+  w.alive = new Promise<void>((resolve, reject) => {
     setAlive = resolve;
     failAlive = reject;
   });
-  alive.catch(() => {}); // a user who awaits only `exited` must not get an unhandled rejection
+  w.alive.catch(() => {}); // a caller who awaits only `exited` must not get an unhandled rejection
 
-  const exited = new Promise<WrapExit>((resolve, reject) => {
-    const tidy = (clean: boolean, exit?: HolderRecord['exit']): void => {
-      if (!placed && fresh !== null) unlinkQuiet(fresh, 'cannot remove the FIFO');
-      releaseLock(lock, !shared, () => {
-        if (!placed) {
-          if (!shared) restoreRecord(path, previous); // our first record goes, what was there comes back
-          return;
-        }
-        if (clean) {
-          removeIfDead(path, reader);
-          removeRecord(path);
-        } else if (record !== undefined && exit !== undefined) {
-          writeRecord(path, { ...record, exit });
-        }
-      });
-    };
+  let record: HolderRecord | undefined;
+  /** Once it runs (or is ready): alive, or, if it cannot be made checkable, stopped rather than run unseen. */
+  const turnAlive = (): void => {
+    if (started.pid === undefined || record !== undefined) return;
+    record = newRecord(started.pid, argv, shared, process.pid);
+    claim.writeRecord(record);
+    try {
+      claim.place();
+    } catch (err) {
+      failAlive(err as Error);
+      started.kill('SIGTERM');
+      return;
+    }
+    claim.guard();
+    setAlive();
+  };
 
-    child.once('error', (err: NodeJS.ErrnoException) => {
-      if (child.pid !== undefined) return; // a failed kill(), say; 'exit' still comes
+  w.exited = new Promise<WrapExit>((resolve, reject) => {
+    started.on('error', (err: NodeJS.ErrnoException) => {
+      if (started.pid !== undefined) {
+        // A signal that could not be passed on: the command changed its user (sudo, a setuid program).
+        emit('warning', new ProcAliveError(err.code ?? 'EIO', `cannot pass a signal on to the command (pid ${started.pid}): ${err.message}`, { path }));
+        return;
+      }
       unhook();
       const code = err.code ?? 'EIO';
       const why =
         code === 'ENOENT' ? 'command not found' : code === 'EACCES' ? 'permission denied (not executable?)' : err.message;
-      const failure = new ProcAliveError(code, `cannot run '${command}': ${why}`, { cause: err });
-      try {
-        tidy(true);
-      } catch {
-        // the start failure is what the user needs to hear about
-      }
+      const failure = new ProcAliveError(code, `cannot run '${escapeText(command)}': ${why}`, { cause: err });
+      for (const problem of claim.release({ clean: true })) emit('warning', problem);
       failAlive(failure);
       reject(failure);
     });
 
-    child.once('spawn', () => {
+    started.once('spawn', () => {
+      for (const signal of queued.splice(0)) started.kill(signal);
       if (!ready) turnAlive();
     });
 
     if (ready) {
-      const channel = readyChannel(child);
+      const channel = readyChannel(started);
       let seen = '';
       channel?.on('data', (chunk: Buffer) => {
         if (record !== undefined) return;
@@ -226,30 +238,19 @@ export function wrap(target: string, command: string, args: string[], options: W
       channel?.on('error', () => {});
     }
 
-    child.once('exit', (code, signal) => {
+    started.once('exit', (code, signal) => {
       unhook();
-      const clean = code === 0 || (signal !== null && forwarded.has(signal));
+      const clean = code === 0 || (signal !== null && stopping.has(signal));
       const status = code ?? 128 + (osConstants.signals[signal as NodeJS.Signals] ?? 0);
       // A grandchild that kept the ready channel open must not keep this process running.
-      if (ready) readyChannel(child)?.destroy();
-      if (!placed) failAlive(new ProcAliveError('ENOTREADY', `'${command}' ended before it was ready`, { path }));
-      try {
-        tidy(clean, { code, signal, at: new Date().toISOString() });
-      } catch (err) {
-        reject(err);
-        return;
-      }
+      if (ready) readyChannel(started)?.destroy();
+      if (record === undefined) failAlive(new ProcAliveError('ENOTREADY', `'${escapeText(command)}' ended before it was ready`, { path }));
+      for (const problem of claim.release({ clean, exit: { code, signal, at: new Date().toISOString() } })) emit('warning', problem);
       resolve({ code, signal, status, clean });
     });
   });
-
-  const handle: WrappedChild = {
-    get pid() {
-      return child.pid;
-    },
-    kill: (signal) => child.kill(signal as NodeJS.Signals | number | undefined),
-  };
-  return { target, path, child: handle, alive, exited };
+  w.exited.catch(() => {}); // nor one who awaits only `alive`
+  return w;
 }
 
 /** Our end of the readiness channel (Node makes it a socket pair, which `echo >&5` writes to as to a pipe). */

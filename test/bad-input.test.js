@@ -3,27 +3,13 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync, execFileSync } from 'node:child_process';
-import { chmodSync, chownSync, cpSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, mkdirSync, readdirSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { once } from 'node:events';
 import { join } from 'node:path';
-import { tmp, cli, startRunner, HANG_GUARD_MS, DIST, ROOT } from './helpers.js';
+import { tmp, cli, cliAs, publicDist as makePublicDist, startRunner, NOBODY } from './helpers.js';
 import { probeFs, probeFfi, probe, ffiLoaded } from '../dist/kernel.js';
 import { checkSync, ProcAliveError } from '../dist/index.js';
-
-const NOBODY = 65534;
-
-/** Runs the CLI as another user (setpriv), from a world-readable copy of dist/. */
-function cliAs(uid, dist, args) {
-  const r = spawnSync(
-    'setpriv',
-    [`--reuid=${uid}`, `--regid=${uid}`, '--clear-groups', '--', process.execPath, join(dist, 'bin.cjs'), ...args],
-    { encoding: 'utf8', timeout: HANG_GUARD_MS },
-  );
-  if (r.error || r.signal) throw r.error ?? new Error(`killed by ${r.signal}`);
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr, errLines: r.stderr.split('\n').filter(Boolean) };
-}
 
 /** Each case: [name, args, exit code, pattern of the one stderr line (null: no stderr), env]. */
 function expectAll(cases) {
@@ -71,7 +57,7 @@ test('bad input: documented exit code, one line, no hang', async (t) => {
     ['name over NAME_MAX', ['check', longName], 4, /name too long \(ENAMETOOLONG\)$/],
     ['path over PATH_MAX', ['check', longPath], 4, /name too long \(ENAMETOOLONG\)$/],
     ['missing parent (check: nothing there)', ['check', join(dir, 'no', 'p')], 3, null],
-    ['missing parent (run)', ['run', join(dir, 'no', 'p'), '1'], 125, /cannot create its lock file .p.lock: no such file or directory \(ENOENT\)$/],
+    ['missing parent (run)', ['run', join(dir, 'no', 'p'), '1'], 125, /^proc-alive: cannot hold .*\/no\/p: directory .*\/no: no such file or directory \(ENOENT\)$/],
     ['empty target', ['check', ''], 2, /^proc-alive: empty target/],
     ['empty target (run)', ['run', ''], 2, /^proc-alive: empty target/],
     ['no target', ['check'], 2, /^proc-alive: check needs at least one target$/],
@@ -137,18 +123,19 @@ test('as another user: permission denied is "cannot tell", a foreign default dir
   const dir = tmp(t, 0o755);
   const locked = join(dir, 'locked');
   await startRunner(t, locked);
-  // The CLI as nobody, from a copy others can read (the checkout may sit under a private directory).
-  const publicDist = join(tmp(t, 0o755), 'dist');
-  cpSync(DIST, publicDist, { recursive: true });
-  writeFileSync(join(publicDist, '..', 'package.json'), readFileSync(join(ROOT, 'package.json')));
-  execFileSync('chmod', ['-R', 'a+rX', join(publicDist, '..')]);
+  const publicDist = makePublicDist(t);
 
   const denied = cliAs(NOBODY, publicDist, ['check', locked]);
   assert.equal(denied.code, 4, denied.stderr);
   assert.deepEqual(denied.errLines, [`proc-alive: ${locked}: cannot check: permission denied (EACCES)`]);
+  // Holding root's FIFO is refused before anything is tried: nobody could never hold it anyway, and a
+  // FIFO of another user is never held (its owner could keep it alive).
   const deniedRun = cliAs(NOBODY, publicDist, ['run', locked, '1']);
   assert.equal(deniedRun.code, 125);
-  assert.match(deniedRun.errLines.join('\n'), /^proc-alive: cannot hold .*: permission denied \(EACCES\)$/);
+  assert.match(deniedRun.errLines.join('\n'), /^proc-alive: cannot hold .*: the FIFO is owned by uid 0, not by you \(uid 65534\)/);
+  const deniedNew = cliAs(NOBODY, publicDist, ['run', join(dir, 'new'), '1']);
+  assert.equal(deniedNew.code, 125);
+  assert.match(deniedNew.errLines.join('\n'), /^proc-alive: cannot hold .*new: .*permission denied \(EACCES\)$/);
 
   const foreign = join(tmp(t), 'foreign');
   mkdirSync(foreign, { mode: 0o700 });

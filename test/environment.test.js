@@ -3,10 +3,10 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, statSync, symlinkSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
-import { tmp, cli, state, start, startRunner, kill, until, BIN } from './helpers.js';
+import { tmp, cli, cliAs, state, start, startRunner, kill, until, as, publicDist, BIN, NOBODY, AS_ROOT } from './helpers.js';
 
 const envWith = (vars) => {
   const env = { ...process.env };
@@ -14,43 +14,87 @@ const envWith = (vars) => {
   return { ...env, ...vars };
 };
 
-test('bare names: $PROC_ALIVE_DIR, else $XDG_RUNTIME_DIR/proc-alive, else <tmpdir>/proc-alive-<uid>', async (t) => {
+test('bare names: $PROC_ALIVE_DIR, else /run/proc-alive for root, else /tmp/proc-alive-<uid>; XDG_RUNTIME_DIR and TMPDIR play no part', async (t) => {
   const dir = tmp(t);
-  const cases = [
-    [{ PROC_ALIVE_DIR: join(dir, 'own'), XDG_RUNTIME_DIR: join(dir, 'xdg') }, join(dir, 'own')],
-    [{ XDG_RUNTIME_DIR: join(dir, 'xdg'), TMPDIR: dir }, join(dir, 'xdg', 'proc-alive')],
-    [{ XDG_RUNTIME_DIR: 'relative/ignored', TMPDIR: dir }, join(dir, `proc-alive-${process.getuid()}`)],
-    [{ TMPDIR: join(dir, 'tmp') }, join(dir, 'tmp', `proc-alive-${process.getuid()}`)],
-  ];
+  const name = `web-${process.pid}`; // other test runs may use the real default directories at the same time
+  const own = join(dir, 'own');
+  const ignored = { XDG_RUNTIME_DIR: join(dir, 'xdg'), TMPDIR: join(dir, 'tmp') };
   mkdirSync(join(dir, 'xdg'), { mode: 0o700 });
   mkdirSync(join(dir, 'tmp'));
+  const root = process.getuid() === 0;
+  const cases = [
+    [{ PROC_ALIVE_DIR: own, ...ignored }, own],
+    [ignored, root ? '/run/proc-alive' : `/tmp/proc-alive-${process.getuid()}`],
+  ];
   for (const [vars, expected] of cases) {
     const env = envWith(vars);
-    // A check never creates the directory: a checker of another user would own it.
-    const before = cli(['check', '--json', 'web'], { env });
+    const before = cli(['check', '--json', name], { env });
     assert.equal(before.code, 3);
-    assert.deepEqual(JSON.parse(before.stdout), { target: 'web', path: join(expected, 'web'), state: 'absent' });
-    assert.equal(existsSync(expected), false, `check created ${expected}`);
+    assert.deepEqual(JSON.parse(before.stdout), { target: name, path: join(expected, name), state: 'absent' });
+    if (expected === own) assert.equal(existsSync(expected), false, `a check never creates ${expected}`);
     // The runner creates it 0700, whatever the umask.
-    const runner = await start(t, '/bin/sh', ['-c', `umask 000; exec "${process.execPath}" "${BIN}" run web`], { env });
-    await until(() => cli(['check', 'web'], { env }).code === 0, `web alive in ${expected}`);
+    const runner = await start(t, '/bin/sh', ['-c', `umask 000; exec "${process.execPath}" "${BIN}" run ${name}`], { env });
+    await until(() => cli(['check', name], { env }).code === 0, `${name} alive in ${expected}`);
     assert.equal(statSync(expected).mode & 0o777, 0o700);
-    assert.equal(statSync(join(expected, 'web')).mode & 0o777, 0o600);
-    assert.equal(cli(['check', join(expected, 'web')]).code, 0, 'the same FIFO by its path');
+    assert.equal(statSync(join(expected, name)).mode & 0o777, 0o600);
+    assert.equal(cli(['check', join(expected, name)]).code, 0, 'the same FIFO by its path');
     await kill(runner, 'SIGTERM');
-    assert.equal(cli(['check', 'web'], { env }).code, 3);
+    assert.equal(cli(['check', name], { env }).code, 3);
   }
-  assert.match(cli(['--help'], { env: envWith({ PROC_ALIVE_DIR: join(dir, 'own') }) }).stdout, new RegExp(`\\(here: ${join(dir, 'own')}\\)`));
+  assert.equal(existsSync(join(dir, 'xdg', 'proc-alive')), false);
+  assert.match(cli(['--help'], { env: envWith({ PROC_ALIVE_DIR: own }) }).stdout, new RegExp(`\\(here: ${own}\\)`));
 });
 
-test('a default directory reached through a symlink is judged by what it points to', async (t) => {
-  const dir = tmp(t);
-  mkdirSync(join(dir, 'real'), { mode: 0o700 });
-  symlinkSync(join(dir, 'real'), join(dir, 'link'));
-  const env = envWith({ PROC_ALIVE_DIR: join(dir, 'link') });
-  const runner = await startRunner(t, 'web', ['120'], { env });
-  assert.equal(cli(['check', join(dir, 'real', 'web')]).code, 0);
+test('another user: their shells, services and cron jobs share /tmp/proc-alive-<uid>', { skip: AS_ROOT }, async (t) => {
+  const dist = publicDist(t);
+  const name = `web-${process.pid}`;
+  const home = `/tmp/proc-alive-${NOBODY}`;
+  const [cmd, ...pre] = as(NOBODY);
+  // A "login shell" (XDG_RUNTIME_DIR set) holds; a "service" (none set) checks it by name.
+  const runner = await start(t, 'env', [`XDG_RUNTIME_DIR=/run/user/${NOBODY}`, cmd, ...pre, process.execPath, join(dist, 'bin.cjs'), 'run', name, '60']);
+  await until(() => cliAs(NOBODY, dist, ['check', name], { env: envWith({}) }).code === 0, 'held by name');
+  assert.equal(cli(['check', join(home, name)]).code, 0);
   await kill(runner, 'SIGTERM');
+});
+
+test('a default directory that is a symlink is refused, and nothing is made through it', async (t) => {
+  const dir = tmp(t);
+  const victim = join(dir, 'victim');
+  mkdirSync(victim, { mode: 0o755 });
+  symlinkSync(victim, join(dir, 'link'));
+  const env = envWith({ PROC_ALIVE_DIR: join(dir, 'link') });
+  for (const args of [['run', 'web', '1'], ['check', 'web'], ['status']]) {
+    const r = cli(args, { env });
+    assert.equal(r.code, args[0] === 'run' ? 125 : 4, `${args[0]}: ${r.stderr}`);
+    assert.match(r.stderr, /default directory is a symbolic link \(set PROC_ALIVE_DIR to the directory itself\)\n$/);
+  }
+  assert.deepEqual(readdirSync(victim), []);
+  assert.equal(statSync(victim).mode & 0o777, 0o755);
+});
+
+test('another user racing a symlink in for the default directory never redirects a holder', { skip: AS_ROOT }, async (t) => {
+  // The default directory in a sticky, world-writable place (as /tmp is); nobody swaps a symlink to a
+  // directory of root's in and out of its name while root starts and stops holders there.
+  const shared = tmp(t, 0o1777);
+  const victim = join(tmp(t, 0o755), 'etc');
+  mkdirSync(victim, { mode: 0o755 });
+  writeFileSync(join(victim, 'passwd'), 'root:x:0:0\n', { mode: 0o644 });
+  const pa = join(shared, 'pa');
+  const racer = start(t, 'setpriv', [`--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups', '--', process.execPath, '-e',
+    `const fs = require('fs'); for (;;) { try { fs.symlinkSync(${JSON.stringify(victim)}, ${JSON.stringify(pa)}); } catch {} try { fs.unlinkSync(${JSON.stringify(pa)}); } catch {} }`]);
+  const r = await racer;
+  const env = envWith({ PROC_ALIVE_DIR: pa });
+  let held = 0;
+  for (let i = 0; i < 40; i++) {
+    const run = cli(['run', 'web', '0'], { env });
+    if (run.code === 0) held++;
+    else assert.match(run.stderr, /default directory (is a symbolic link|is owned by uid)|no such file/, run.stderr);
+  }
+  await kill(r);
+  assert.deepEqual(readdirSync(victim), ['passwd'], 'nothing made in the directory the symlink points to');
+  assert.equal(statSync(join(victim, 'passwd')).mode & 0o777, 0o644);
+  assert.equal(statSync(victim).mode & 0o777, 0o755);
+  assert.ok(held > 0 || existsSync(pa), 'some runs held, in the real directory');
 });
 
 test('a runner in another PID namespace is seen alive, then dead', { skip: process.getuid() !== 0 && 'needs root (unshare --pid)' }, async (t) => {
@@ -80,7 +124,7 @@ test('without the FFI (PROC_ALIVE_FFI=0), run creates the FIFO with the mkfifo p
   const missing = join(tmp(t), 'no', 'p');
   const noParent = cli(['run', missing, '1'], { env });
   assert.equal(noParent.code, 125);
-  assert.equal(noParent.stderr, `proc-alive: cannot hold ${missing}: cannot create its lock file .p.lock: no such file or directory (ENOENT)\n`);
+  assert.equal(noParent.stderr, `proc-alive: cannot hold ${missing}: directory ${join(missing, '..')}: no such file or directory (ENOENT)\n`);
 
   // Neither the FFI nor a flock program, then no mkfifo program: one clear line each. Checks still
   // work (they need neither).

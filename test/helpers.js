@@ -2,7 +2,7 @@
 // spawns real processes on the real kernel; nothing is mocked.
 
 import { spawn, spawnSync, execFileSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readlinkSync, rmSync, chmodSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readlinkSync, rmSync, chmodSync, cpSync, writeFileSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -12,11 +12,25 @@ export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 export const BIN = join(ROOT, 'dist', 'bin.cjs');
 export const DIST = join(ROOT, 'dist');
 
-/** A fresh temp directory, removed when the test ends. */
+/** Children started by each test (see start()), killed before its temp directories are removed. */
+const children = new WeakMap();
+
+/**
+ * A fresh temp directory, removed when the test ends: after the test's children are gone, since a
+ * holder that still runs puts back what is removed under it (its guard), and rm -r would race it.
+ */
 export function tmp(t, mode) {
   const dir = mkdtempSync(join(tmpdir(), 'proc-alive-test-'));
   if (mode !== undefined) chmodSync(dir, mode);
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  t.after(async () => {
+    await Promise.all([...(children.get(t) ?? [])].map(async (child) => {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGKILL');
+        await once(child, 'exit');
+      }
+    }));
+    rmSync(dir, { recursive: true, force: true, maxRetries: 5 });
+  });
   return dir;
 }
 
@@ -56,6 +70,8 @@ export async function start(t, file, args, options = {}) {
   child.stderr?.on('data', (d) => (stderr += d));
   child.stderrText = () => stderr;
   child.exited = once(child, 'exit');
+  if (!children.has(t)) children.set(t, new Set());
+  children.get(t).add(child);
   await once(child, 'spawn');
   t.after(() => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
@@ -99,4 +115,35 @@ export function fdOf(pid, path) {
     } catch {}
   }
   return undefined;
+}
+
+/** Another user for the tests that need one (root only: setpriv). */
+export const NOBODY = 65534;
+export const AS_ROOT = process.getuid() === 0 ? false : 'needs root (setpriv, chown)';
+
+/** A copy of dist/ (and package.json) that another user can read: the checkout may sit in a private directory. */
+export function publicDist(t) {
+  const top = tmp(t, 0o755);
+  const dist = join(top, 'dist');
+  cpSync(DIST, dist, { recursive: true });
+  writeFileSync(join(top, 'package.json'), readFileSync(join(ROOT, 'package.json')));
+  execFileSync('chmod', ['-R', 'a+rX', top]);
+  return dist;
+}
+
+/** setpriv's arguments to run as `uid` (its own group, no others). */
+export const as = (uid) => ['setpriv', `--reuid=${uid}`, `--regid=${uid}`, '--clear-groups', '--'];
+
+/** Runs the CLI as another user, from a public copy of dist/ (see publicDist). */
+export function cliAs(uid, dist, args, options = {}) {
+  const [cmd, ...pre] = as(uid);
+  const r = spawnSync(cmd, [...pre, process.execPath, join(dist, 'bin.cjs'), ...args], { encoding: 'utf8', timeout: HANG_GUARD_MS, ...options });
+  if (r.error || r.signal) throw r.error ?? new Error(`killed by ${r.signal}`);
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr, errLines: r.stderr.split('\n').filter(Boolean) };
+}
+
+/** Runs a command as another user; returns what it printed (throws if it fails). */
+export function runAs(uid, file, args, options = {}) {
+  const [cmd, ...pre] = as(uid);
+  return execFileSync(cmd, [...pre, file, ...args], { encoding: 'utf8', ...options });
 }

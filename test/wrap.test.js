@@ -49,13 +49,15 @@ test('the command runs with stdio passed through, and its exit code is the exit 
   assert.deepEqual([st.holder.exit.code, st.holder.exit.signal], [7, null]);
 });
 
-test('alive while the command runs; SIGKILL of the command → dead at once, wrapper exits 137', async (t) => {
+test('alive while the command runs; SIGKILL of the command → dead once the wrapper sees it, wrapper exits 137', async (t) => {
   const path = join(tmp(t), 'p');
   const wrapper = await startWrapper(t, path, ['sleep', '60']);
   await until(() => state(path).state === 'alive', 'alive');
   const pid = await commandPid(path);
   assert.equal(fdOf(pid, path), 3, 'the command holds the reader as fd 3');
-  assert.equal(fdOf(wrapper.pid, path), undefined, 'the wrapper holds no reader of its own');
+  // The wrapper keeps the same reader until it has seen the command end: so it can remove the FIFO
+  // before the last reader goes on a clean stop (alive → absent, never an instant of dead).
+  assert.notEqual(fdOf(wrapper.pid, path), undefined, 'the wrapper holds the reader too');
   process.kill(pid, 'SIGKILL');
   const [code] = await wrapper.exited;
   assert.equal(code, 128 + 9);
@@ -83,15 +85,16 @@ test('the six signals are forwarded; one that ends the command leaves the target
   const path = join(dir, 'p');
   const log = join(dir, 'log');
   // A command that logs each signal it gets, and exits on SIGTERM.
+  // It says it is ready (fd 5) once its handlers are installed: the target turns alive only then.
   const script = `
     const fs = require('node:fs');
     for (const s of ['SIGINT', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2']) process.on(s, () => fs.appendFileSync(${JSON.stringify(log)}, s + '\\n'));
     process.on('SIGTERM', () => { fs.appendFileSync(${JSON.stringify(log)}, 'SIGTERM\\n'); process.exit(0); });
+    fs.writeSync(Number(process.env.PROC_ALIVE_READY_FD), '\\n');
     setInterval(() => {}, 1e6);`;
-  const wrapper = await startWrapper(t, path, [process.execPath, '-e', script]);
+  const wrapper = await startWrapper(t, path, [process.execPath, '-e', script], ['--ready']);
   await until(() => state(path).state === 'alive', 'alive');
   await commandPid(path);
-  await new Promise((r) => setTimeout(r, 300)); // the command's handlers are installed once it has run its script
   const order = ['SIGINT', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2'];
   for (const [i, s] of order.entries()) {
     wrapper.kill(s);
@@ -135,8 +138,9 @@ test('--ready: absent until the command writes a line to fd 5, then alive', asyn
   const dir = tmp(t);
   const path = join(dir, 'p');
   const go = join(dir, 'go');
-  const wrapper = await startWrapper(t, path, ['sh', '-c', `while [ ! -e ${go} ]; do sleep 0.02; done; echo ready >&$PROC_ALIVE_READY_FD; exec sleep 60`], ['--ready']);
-  await new Promise((r) => setTimeout(r, 300));
+  const running = join(dir, 'running');
+  const wrapper = await startWrapper(t, path, ['sh', '-c', `touch ${running}; while [ ! -e ${go} ]; do sleep 0.02; done; echo ready >&$PROC_ALIVE_READY_FD; exec sleep 60`], ['--ready']);
+  await until(() => existsSync(running), 'the command runs');
   assert.equal(state(path).state, 'absent', 'not alive before it is ready');
   spawnSync('touch', [go]);
   await until(() => state(path).state === 'alive', 'alive once ready');
