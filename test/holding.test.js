@@ -21,7 +21,7 @@ import {
 } from 'node:fs';
 import { once } from 'node:events';
 import { join } from 'node:path';
-import { tmp, cli, state, start, startRunner, kill, until, compileC, BIN, NOBODY, AS_ROOT, as, publicDist, HANG_GUARD_MS } from './helpers.js';
+import { tmp, cli, cliAs, state, start, startRunner, kill, until, compileC, BIN, NOBODY, AS_ROOT, as, publicDist, HANG_GUARD_MS } from './helpers.js';
 import { hold, statusSync, wrap, checkSync } from '../dist/index.js';
 
 /** Runs `checkloop` on `path` while `during()` runs; returns the runs of answers it saw, in order. */
@@ -273,6 +273,16 @@ test('wrap(): awaiting only `alive` of a command that cannot start is no unhandl
   const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: HANG_GUARD_MS * 5 });
   assert.equal(r.status, 0, r.stderr);
   assert.equal(r.stdout, 'alive rejected ENOENT\n');
+});
+
+test('a shared hold that fails leaves no record naming a process that never held', { skip: AS_ROOT }, async (t) => {
+  // root's FIFO, writable by nobody's group only; nobody, in a directory it may write, tries to join.
+  const dir = tmp(t, 0o1777);
+  const path = join(dir, 'p');
+  execFileSync('mkfifo', ['-m', '620', path]);
+  const r = cliAs(NOBODY, publicDist(t), ['run', '--shared', path, '1']);
+  assert.equal(r.code, 125, r.stderr);
+  assert.deepEqual(readdirSync(dir), ['p'], 'no record, no lock file left');
 });
 
 test('a shared hold refused by an exclusive holder leaves its record alone', async (t) => {
