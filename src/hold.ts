@@ -121,6 +121,12 @@ export function checkMode(mode: unknown): asserts mode is number {
 /** The lock file's name next to the FIFO `name`. */
 const lockNameOf = (name: string): string => `.${name}.lock`;
 
+/**
+ * The private name a holder makes its FIFO under before renaming it into place. Watchers rely on the
+ * pattern: a rename from `.<name>.<pid>.new` to `<name>` proves a reader was there (monitor.ts).
+ */
+const freshName = (name: string): string => `.${name}.${process.pid}.new`;
+
 // A start that finds the lock taken waits out, a quarter of a second at most, a holder that only holds
 // it for an instant: the last shared holder to leave cleans up under it, exclusively.
 const RETRY_MS = [1, 2, 4, 8, 16, 32, 64, 128];
@@ -167,7 +173,7 @@ export class Claim {
     this.#lock = lock;
     this.#reader = reader;
     this.#placed = placed;
-    this.#fresh = `.${name}.${process.pid}.new`;
+    this.#fresh = freshName(name);
     this.#previous = previous;
   }
 
@@ -211,7 +217,7 @@ export class Claim {
       gid = st.gid;
     }
     const previous = readTrustedRecord(dir, name, st?.uid);
-    const fresh = `.${name}.${process.pid}.new`;
+    const fresh = freshName(name);
     clearLeftover(dir, fresh, path);
     const reader = makeReaderAt(dir, fresh, mode ?? 0o600, gid, 'cannot create the FIFO');
     return new Claim(path, dir, name, false, lock, reader, false, previous);
@@ -220,7 +226,7 @@ export class Claim {
   static #takeShared(path: string, dir: Dir, name: string, mode: number | undefined, lock: Lock): Claim {
     const existing = openExisting(dir, name, path);
     if (existing !== undefined) return new Claim(path, dir, name, true, lock, existing, true, undefined);
-    const fresh = `.${name}.${process.pid}.new`;
+    const fresh = freshName(name);
     clearLeftover(dir, fresh, path);
     const reader = makeReaderAt(dir, fresh, mode ?? 0o600, undefined, 'cannot create the FIFO');
     try {
@@ -247,10 +253,6 @@ export class Claim {
     return this.#lock.fd;
   }
 
-  get placed(): boolean {
-    return this.#placed;
-  }
-
   /** Where events about this claim go (the Holder or the Wrapped). */
   set events(emit: <K extends keyof HolderEvents>(event: K, ...args: HolderEvents[K]) => void) {
     this.#emit = emit;
@@ -273,11 +275,6 @@ export class Claim {
     } catch (err) {
       this.#emit('warning', asError(err, this.path));
     }
-  }
-
-  /** The error for a contender, naming this claim's holder as its record does. */
-  heldError(foreign: boolean): ProcAliveError {
-    return heldError(this.#dir, this.#name, this.path, foreign);
   }
 
   /**
