@@ -261,7 +261,14 @@ test('the wrapper: a SIGTERM at any moment of its start never orphans the comman
       assert.equal(st.state, 'absent', `try ${i}`);
     }
   }
-  assert.ok(outcomes.has('clean'), 'some signals came once the wrapper was set up');
+  // And once it is surely set up (the command's record is there): passed on, a clean stop.
+  if (statusSync(path).state !== 'dead') await kill(await startRunner(t, path, ['60']));
+  const w = await start(t, process.execPath, [BIN, 'run', path, '--', 'sleep', '30.9997']);
+  await until(() => statusSync(path).state === 'alive' && statusSync(path).holder?.command[0] === 'sleep', 'the command runs');
+  w.kill('SIGTERM');
+  assert.deepEqual(await w.exited, [143, null]);
+  assert.equal(statusSync(path).state, 'absent');
+  assert.ok(outcomes.size > 0);
 });
 
 test('wrap(): awaiting only `alive` of a command that cannot start is no unhandled rejection', (t) => {
