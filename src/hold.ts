@@ -122,10 +122,24 @@ export function checkMode(mode: unknown): asserts mode is number {
 const lockNameOf = (name: string): string => `.${name}.lock`;
 
 /**
- * The private name a holder makes its FIFO under before renaming it into place. Watchers rely on the
- * pattern: a rename from `.<name>.<pid>.new` to `<name>` proves a reader was there (monitor.ts).
+ * A private name for the FIFO next to `name`: `.<name>.<pid>.new` for one being made before it is
+ * renamed into place (watchers rely on the pattern, digits between the dots: a rename from it to
+ * `<name>` proves a reader was there, see monitor.ts), `.<name>.<pid>.old` for one being removed. What
+ * a crash of ours left there is removed; if another user put something there (to stop us starting),
+ * random digits follow the pid instead.
  */
-const freshName = (name: string): string => `.${name}.${process.pid}.new`;
+function privateName(dir: Dir, name: string, kind: 'new' | 'old'): string {
+  for (let i = 0; ; i++) {
+    const candidate = `.${name}.${process.pid}${i === 0 ? '' : String(Math.floor(Math.random() * 1e9)).padStart(9, '0')}.${kind}`;
+    const st = lstatAt(dir, candidate, 'cannot hold');
+    if (st === undefined) return candidate;
+    if (isFifo(st.mode) && st.uid === euid()) {
+      unlinkAt(dir, candidate, st, 'cannot remove a leftover FIFO');
+      return candidate;
+    }
+    if (i === 4) throw new ProcAliveError('EEXIST', `cannot hold: ${shown(dir, candidate)} is in the way (a ${kindOf(st.mode)} of uid ${st.uid})`);
+  }
+}
 
 // A start that finds the lock taken waits out, a quarter of a second at most, a holder that only holds
 // it for an instant: the last shared holder to leave cleans up under it, exclusively.
@@ -165,7 +179,7 @@ export class Claim {
   #released = false;
   #emit: <K extends keyof HolderEvents>(event: K, ...args: HolderEvents[K]) => void = () => {};
 
-  private constructor(path: string, dir: Dir, name: string, shared: boolean, lock: Lock, reader: Reader, placed: boolean, previous: Buffer | undefined) {
+  private constructor(path: string, dir: Dir, name: string, shared: boolean, lock: Lock, reader: Reader, placed: boolean, fresh: string, previous: Buffer | undefined) {
     this.path = path;
     this.#dir = dir;
     this.#name = name;
@@ -173,7 +187,7 @@ export class Claim {
     this.#lock = lock;
     this.#reader = reader;
     this.#placed = placed;
-    this.#fresh = freshName(name);
+    this.#fresh = fresh;
     this.#previous = previous;
   }
 
@@ -217,21 +231,19 @@ export class Claim {
       gid = st.gid;
     }
     const previous = readTrustedRecord(dir, name, st?.uid);
-    const fresh = freshName(name);
-    clearLeftover(dir, fresh, path);
+    const fresh = privateName(dir, name, 'new');
     const reader = makeReaderAt(dir, fresh, mode ?? 0o600, gid, 'cannot create the FIFO');
-    return new Claim(path, dir, name, false, lock, reader, false, previous);
+    return new Claim(path, dir, name, false, lock, reader, false, fresh, previous);
   }
 
   static #takeShared(path: string, dir: Dir, name: string, mode: number | undefined, lock: Lock): Claim {
     const existing = openExisting(dir, name, path);
-    if (existing !== undefined) return new Claim(path, dir, name, true, lock, existing, true, undefined);
-    const fresh = freshName(name);
-    clearLeftover(dir, fresh, path);
+    if (existing !== undefined) return new Claim(path, dir, name, true, lock, existing, true, '', undefined);
+    const fresh = privateName(dir, name, 'new');
     const reader = makeReaderAt(dir, fresh, mode ?? 0o600, undefined, 'cannot create the FIFO');
     try {
       renameAt(dir, fresh, name, true, 'cannot put the FIFO in place');
-      return new Claim(path, dir, name, true, lock, reader, true, undefined);
+      return new Claim(path, dir, name, true, lock, reader, true, fresh, undefined);
     } catch (err) {
       // Another shared holder placed one first: join it.
       closeIfSame(reader.fd, reader);
@@ -239,7 +251,7 @@ export class Claim {
       if (!(err instanceof ProcAliveError && err.code === 'EEXIST')) throw err;
       const joined = openExisting(dir, name, path);
       if (joined === undefined) throw err;
-      return new Claim(path, dir, name, true, lock, joined, true, undefined);
+      return new Claim(path, dir, name, true, lock, joined, true, fresh, undefined);
     }
   }
 
@@ -358,8 +370,7 @@ export class Claim {
       this.#closeReader(); // not ours any more: nothing to remove
       return;
     }
-    const away = `.${this.#name}.${process.pid}.old`;
-    clearLeftover(dir, away, this.path);
+    const away = privateName(dir, this.#name, 'old');
     renameAt(dir, this.#name, away, false, 'cannot remove the FIFO');
     this.#closeReader();
     if (probeAt(dir, away, 'cannot remove the FIFO') === 'alive') {
@@ -450,13 +461,13 @@ export class Claim {
     const ours = fs.fstatSync(this.#reader.fd);
     let next: Reader | undefined;
     if (st === undefined) {
-      clearLeftover(dir, this.#fresh, this.path);
-      next = makeReaderAt(dir, this.#fresh, ours.mode & 0o7777, ours.gid, 'cannot put the FIFO back');
+      const fresh = privateName(dir, this.#name, 'new');
+      next = makeReaderAt(dir, fresh, ours.mode & 0o7777, ours.gid, 'cannot put the FIFO back');
       try {
-        renameAt(dir, this.#fresh, this.#name, true, 'cannot put the FIFO back');
+        renameAt(dir, fresh, this.#name, true, 'cannot put the FIFO back');
       } catch (err) {
         closeIfSame(next.fd, next);
-        unlinkAt(dir, this.#fresh, next);
+        unlinkAt(dir, fresh, next);
         next = undefined;
         if (!(err instanceof ProcAliveError && err.code === 'EEXIST')) throw err;
       }
@@ -496,16 +507,6 @@ function openExisting(dir: Dir, name: string, path: string): Reader | undefined 
     }
     throw err;
   }
-}
-
-/** Removes what a crashed holder of ours left at private name `name`; refuses what someone else put there. */
-function clearLeftover(dir: Dir, name: string, path: string): void {
-  const st = lstatAt(dir, name, 'cannot hold');
-  if (st === undefined) return;
-  if (!isFifo(st.mode) || st.uid !== euid()) {
-    throw new ProcAliveError('EEXIST', `cannot hold: ${shown(dir, name)} is in the way (a ${kindOf(st.mode)} of uid ${st.uid})`, { path });
-  }
-  unlinkAt(dir, name, st, 'cannot remove a leftover FIFO');
 }
 
 /** Takes the lock, waiting out (briefly) a holder that takes it only to clean up. */
