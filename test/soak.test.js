@@ -15,3 +15,14 @@ test('30 SIGKILL/restart cycles with a checker looping and a watcher: no wrong a
   assert.equal(r.transitions.firstDifference, null, JSON.stringify(r.transitions));
   assert.equal(r.transitions.reported, 1 + 2 * 30);
 });
+
+test('20 holding cycles in a shared directory under attack: no wrong answer, no pair of holders, nothing written outside, nothing left', async () => {
+  const { soakHold } = await import('../scripts/soak-hold.js');
+  const r = await soakHold({ cycles: 20 });
+  assert.ok(r.checks > 0, 'the checker ran');
+  assert.deepEqual(
+    { wrong: r.wrong, errors: r.errors, pairs: r.pairs, writesOutside: r.writesOutside, leftAfterClean: r.leftAfterClean, failures: r.failures },
+    { wrong: 0, errors: 0, pairs: 0, writesOutside: 0, leftAfterClean: [], failures: [] },
+    r.firstWrong ?? '',
+  );
+});
