@@ -1,0 +1,376 @@
+// The served set: every target `serve` answers for, by name, with its state as the watcher last
+// reported it. Everything a probe, a scrape or a stream needs is here in memory, so that answering
+// costs no filesystem call. One Watcher follows everything served.
+
+import { basename, dirname, resolve } from 'node:path';
+import { ProcAliveError } from './errors.js';
+import { isDirectory, isServiceDir, listTargets } from './kernel.js';
+import { status, type HolderRecord } from './status.js';
+import { targetPath } from './target.js';
+import { escapeText } from './text.js';
+import { watch, type Watcher, type WatchEvent, type WatchState } from './watch.js';
+
+/** What serve knows of one served target: the JSON that `/healthz/<name>` and `/events` send. */
+export interface ServedState {
+  /** The served name: the bare name as given, the last component of a path, a file name in a directory. */
+  target: string;
+  /** The FIFO's path (for a service directory, its `supervise/ok`). */
+  path: string;
+  state: WatchState;
+  /** The state before the last change, or null if serve has seen none (its first report). */
+  previous: WatchState | null;
+  /** When the last change was seen (or the target first reported), ms since the epoch. */
+  time: number;
+  /** For `'unknown'`: the error code and the one-line reason, as `watch` reports them. */
+  code?: string;
+  reason?: string;
+}
+
+/**
+ * A clean stop closes the reader, then removes the FIFO: a watcher may see `dead` for that instant. A
+ * `dead` that turns `absent` within this time is a stop, not a death; a death is counted once this time
+ * has passed, or at once if the target turns alive again (a restart).
+ */
+export const STOP_GRACE_MS = 1000;
+
+/** How many targets that left a served directory are still answered for (as absent), oldest forgotten first. */
+export const MAX_DEPARTED = 10_000;
+
+/** One served name. Kept small: 10,000 of them must fit in a few MiB. */
+export class Slot {
+  readonly name: string;
+  /** `target="<name>"`, escaped for the exposition formats, made once. */
+  readonly label: string;
+  /** The watcher's key for the target that owns the name (the target as given, or a member's path). */
+  owner: string;
+  /** The target to ask for a holder record (a bare name, a path, a service directory). */
+  statusTarget: string;
+  path = '';
+  state: WatchState = 'unknown';
+  previous: WatchState | null = null;
+  time = 0;
+  code: string | undefined = undefined;
+  reason: string | undefined = undefined;
+  deaths = 0;
+  /** When a death was seen that is not counted yet (see STOP_GRACE_MS), else 0. */
+  deathAt = 0;
+  holder: HolderRecord | null = null;
+  stale = false;
+  /** Bumped at each change: a holder read started before it is not kept. */
+  generation = 0;
+  /** A directory member that left its directory (reported absent): answered for until forgotten. */
+  departed = false;
+  /** Reported at least once. */
+  seen = false;
+
+  constructor(name: string, owner: string, statusTarget: string) {
+    this.name = name;
+    this.owner = owner;
+    this.statusTarget = statusTarget;
+    this.label = `target="${labelValue(name)}"`;
+  }
+
+  /** Counts a pending death once its grace has passed; returns the count. */
+  settledDeaths(now: number): number {
+    if (this.deathAt !== 0 && now - this.deathAt >= STOP_GRACE_MS) {
+      this.deaths++;
+      this.deathAt = 0;
+    }
+    return this.deaths;
+  }
+
+  /** The JSON form (the fields of a watch event, with the served name as `target`). */
+  toJSON(): ServedState {
+    const out: ServedState = { target: this.name, path: this.path, state: this.state, previous: this.previous, time: this.time };
+    if (this.code !== undefined) out.code = this.code;
+    if (this.reason !== undefined) out.reason = this.reason;
+    return out;
+  }
+}
+
+/**
+ * A name as a label value of the Prometheus text format and OpenMetrics: first made visible and inert
+ * (escapeText: controls, bidirectional overrides, bytes that are not UTF-8), then escaped as the formats
+ * ask (backslash, double quote; escapeText has already turned a newline into `\n`).
+ */
+export function labelValue(name: string): string {
+  return escapeText(name).replace(/[\\"]/g, (ch) => `\\${ch}`);
+}
+
+/** The served name of a target given on the command line: its last path component, or itself. */
+export function servedName(target: string): string {
+  const name = target.includes('/') ? basename(target) : target;
+  return name === '' ? target : name;
+}
+
+export interface ServedOptions {
+  /** Do not keep the process alive while serving (the watcher's `unref`). */
+  unref?: boolean;
+  /** Told of problems that do not stop serving: a name claimed twice, a directory that cannot be listed. */
+  onWarning?: (message: string) => void;
+}
+
+interface Claim {
+  name: string;
+  statusTarget: string;
+  /** The last report for this claimant, kept while another target owns the name. */
+  last: WatchEvent | null;
+}
+
+/**
+ * Follows the targets (and directories of targets) and keeps each one's state. Throws a ProcAliveError
+ * with code `EDUPNAME` when two different targets would be served under one name, and what `watch()`
+ * throws for a bad target.
+ */
+export class ServedSet {
+  readonly #slots = new Map<string, Slot>();
+  /** Every target the watcher reports on, by its key (the event's `target`). */
+  readonly #claims = new Map<string, Claim>();
+  /** Directories served, as the watcher names them in its reports about them, and resolved. */
+  readonly #dirs = new Set<string>();
+  readonly #dirPaths = new Set<string>();
+  readonly #dirErrors = new Map<string, string>();
+  readonly #departed = new Set<Slot>();
+  readonly #listeners = new Set<(slot: Slot) => void>();
+  readonly #onWarning: (message: string) => void;
+  readonly #watcher: Watcher;
+  #sorted: Slot[] | null = null;
+  #refreshing = 0;
+  readonly #refreshQueue = new Set<Slot>();
+  readonly #timers = new Set<NodeJS.Timeout>();
+  readonly #attempts = new WeakMap<Slot, number>();
+  #closed = false;
+
+  constructor(targets: string[], options: ServedOptions = {}) {
+    this.#onWarning = options.onWarning ?? (() => {});
+    const byName = new Map<string, string>();
+    const claim = (name: string, path: string): void => {
+      const other = byName.get(name);
+      const full = resolve(path);
+      if (other !== undefined && other !== full) {
+        throw new ProcAliveError('EDUPNAME', `two targets would be served as '${escapeText(name)}': ${escapeText(other)} and ${escapeText(full)}`);
+      }
+      byName.set(name, full);
+    };
+    for (const target of targets) {
+      const path = targetPath(target);
+      if (isDirectory(path) && !isServiceDir(path)) {
+        this.#dirs.add(path);
+        this.#dirPaths.add(resolve(path));
+        for (const member of listTargets(path)) claim(basename(member), member);
+      } else {
+        claim(servedName(target), path);
+        this.#claim(target, servedName(target), target);
+      }
+    }
+    // TODO(issue 8): listen to the watcher's 'error' event (a failure of the watching itself) and
+    // report it as a warning and in /healthz; use 'ready' to know when every initial state is in.
+    this.#watcher = watch(targets, options.unref === true ? { unref: true } : {});
+    this.#watcher.on('change', (e) => this.#onChange(e));
+  }
+
+  #claim(key: string, name: string, statusTarget: string): Claim {
+    let c = this.#claims.get(key);
+    if (c === undefined) {
+      c = { name, statusTarget, last: null };
+      this.#claims.set(key, c);
+    }
+    let slot = this.#slots.get(name);
+    if (slot === undefined) {
+      slot = new Slot(name, key, statusTarget);
+      this.#slots.set(name, slot);
+      this.#sorted = null;
+    } else if (slot.owner !== key && slot.departed) {
+      // The name's previous owner left its directory: the newcomer takes the name over.
+      this.#departed.delete(slot);
+      slot.departed = false;
+      slot.owner = key;
+      slot.statusTarget = statusTarget;
+    }
+    return c;
+  }
+
+  #onChange(e: WatchEvent): void {
+    if (this.#dirs.has(e.target)) {
+      // A report about a served directory itself: it cannot be listed.
+      const why = `${escapeText(e.target)}: ${escapeText(e.reason ?? e.state)}`;
+      if (e.state === 'unknown') {
+        if (this.#dirErrors.get(e.target) !== why) this.#onWarning(`cannot follow the directory ${why}`);
+        this.#dirErrors.set(e.target, why);
+      }
+      return;
+    }
+    if (this.#dirErrors.size > 0) this.#clearDirError(e.target);
+    let c = this.#claims.get(e.target);
+    if (c === undefined) {
+      // A target that appeared in a served directory.
+      const name = basename(e.target);
+      c = this.#claim(e.target, name, e.target);
+    }
+    c.last = e;
+    const slot = this.#slots.get(c.name);
+    if (slot === undefined) return;
+    if (slot.owner !== e.target) {
+      if (e.previous === null) this.#onWarning(`not served: ${escapeText(e.target)} has the name of ${escapeText(slot.owner)}, which is served`);
+      return;
+    }
+    this.#apply(slot, e);
+    if (e.state === 'absent' && this.#isMember(e.target)) this.#depart(slot, e.target);
+  }
+
+  #clearDirError(memberPath: string): void {
+    for (const dir of this.#dirErrors.keys()) if (memberPath.startsWith(`${dir}/`)) this.#dirErrors.delete(dir);
+  }
+
+  /** Whether the target the watcher reports as `key` was found in a served directory. */
+  #isMember(key: string): boolean {
+    return this.#dirPaths.has(resolve(dirname(key)));
+  }
+
+  /** A member reported absent has left its directory (the watcher stops following it). */
+  #depart(slot: Slot, key: string): void {
+    this.#claims.delete(key);
+    // Another target claiming the name, still there, takes it over.
+    for (const [otherKey, other] of this.#claims) {
+      if (other.name !== slot.name || otherKey === key || other.last === null || other.last.state === 'absent') continue;
+      slot.owner = otherKey;
+      slot.statusTarget = other.statusTarget;
+      this.#apply(slot, { ...other.last, previous: slot.state, time: performance.timeOrigin + performance.now() });
+      return;
+    }
+    slot.departed = true;
+    this.#departed.add(slot);
+    if (this.#departed.size > MAX_DEPARTED) {
+      const oldest = this.#departed.values().next().value as Slot;
+      this.#departed.delete(oldest);
+      this.#slots.delete(oldest.name);
+      this.#sorted = null;
+    }
+  }
+
+  #apply(slot: Slot, e: WatchEvent): void {
+    const before = slot.seen ? slot.state : null;
+    if (before === e.state && slot.path === e.path && slot.code === e.code) return;
+    // Deaths: alive → dead counts, unless the target turns absent within the grace (a clean stop).
+    if (slot.deathAt !== 0) {
+      if (e.state === 'absent' && e.time - slot.deathAt < STOP_GRACE_MS) slot.deathAt = 0;
+      else slot.settledDeaths(Number.POSITIVE_INFINITY);
+    }
+    if (before === 'alive' && e.state === 'dead') slot.deathAt = e.time;
+    slot.seen = true;
+    slot.path = e.path;
+    slot.previous = before;
+    slot.state = e.state;
+    slot.time = e.time;
+    slot.code = e.code;
+    slot.reason = e.reason;
+    slot.generation++;
+    if (slot.departed && e.state !== 'absent') {
+      slot.departed = false;
+      this.#departed.delete(slot);
+    }
+    this.#scheduleRefresh(slot, 0);
+    for (const l of this.#listeners) l(slot);
+  }
+
+  // -------------------------------------------------------------------------------------------------
+  // Holder records: read off the hot path, a few at a time, after each change. A holder writes its
+  // record just after it opens the FIFO, so a read that finds none (or a stale one) is tried again.
+
+  static readonly #RETRY_MS = [50, 250, 1000, 4000];
+  static readonly #CONCURRENCY = 8;
+
+  #scheduleRefresh(slot: Slot, attempt: number): void {
+    if (this.#closed) return;
+    if (attempt === 0) {
+      this.#enqueue(slot, attempt);
+      return;
+    }
+    const timer = setTimeout(() => {
+      this.#timers.delete(timer);
+      this.#enqueue(slot, attempt);
+    }, ServedSet.#RETRY_MS[attempt - 1]);
+    timer.unref();
+    this.#timers.add(timer);
+  }
+
+  #enqueue(slot: Slot, attempt: number): void {
+    this.#attempts.set(slot, attempt);
+    this.#refreshQueue.add(slot);
+    this.#pump();
+  }
+
+  #pump(): void {
+    while (!this.#closed && this.#refreshing < ServedSet.#CONCURRENCY && this.#refreshQueue.size > 0) {
+      const slot = this.#refreshQueue.values().next().value as Slot;
+      this.#refreshQueue.delete(slot);
+      const attempt = this.#attempts.get(slot) ?? 0;
+      const generation = slot.generation;
+      this.#refreshing++;
+      status(slot.statusTarget)
+        .then(
+          (st) => {
+            if (slot.generation !== generation || this.#closed) return;
+            slot.holder = st.holder;
+            slot.stale = st.stale;
+            const settled = slot.state !== 'alive' || (st.holder !== null && !st.stale);
+            if (!settled && attempt < ServedSet.#RETRY_MS.length) this.#scheduleRefresh(slot, attempt + 1);
+          },
+          () => {
+            // The state cannot be told (the watcher reports why): no holder to show.
+            if (slot.generation !== generation || this.#closed) return;
+            slot.holder = null;
+            slot.stale = false;
+          },
+        )
+        .finally(() => {
+          this.#refreshing--;
+          this.#pump();
+        });
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------------
+
+  /** The slot served under `name`, if any. */
+  get(name: string): Slot | undefined {
+    return this.#slots.get(name);
+  }
+
+  get size(): number {
+    return this.#slots.size;
+  }
+
+  /** Every slot, sorted by name (the sort is kept until the set changes). */
+  sorted(): Slot[] {
+    if (this.#sorted === null) this.#sorted = [...this.#slots.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    return this.#sorted;
+  }
+
+  /** Served directories that cannot be listed now, with the reason (escaped). */
+  get directoryErrors(): string[] {
+    return [...this.#dirErrors.values()];
+  }
+
+  /** Calls `fn` with the slot after each change of a served target. */
+  onChange(fn: (slot: Slot) => void): () => void {
+    this.#listeners.add(fn);
+    return () => this.#listeners.delete(fn);
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Stops watching. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    // TODO(issue 8): await the watcher's close() once it returns a Promise.
+    this.#watcher.close();
+    for (const t of this.#timers) clearTimeout(t);
+    this.#timers.clear();
+    this.#refreshQueue.clear();
+    this.#listeners.clear();
+  }
+}
