@@ -25,10 +25,23 @@ export async function runServe(args: string[], { parse, say, UsageError }: CliTo
   } catch (err) {
     throw new UsageError((err as Error).message);
   }
+  // Signals are taken from the start: a SIGTERM while starting stops serve once it has started.
+  let stopRequested = false;
+  let stop = (): void => {
+    stopRequested = true;
+  };
+  const onSignal = (): void => stop();
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  const done = (): void => {
+    process.removeListener('SIGINT', onSignal);
+    process.removeListener('SIGTERM', onSignal);
+  };
   let server: ServeServer;
   try {
     server = await serve({ targets: operands, listen, onWarning: (message) => say(message) });
   } catch (err) {
+    done();
     if (err instanceof ProcAliveError && (err.code === 'EDUPNAME' || (err.code === 'EINVAL' && err.path === undefined))) {
       throw new UsageError(err.message);
     }
@@ -38,12 +51,10 @@ export async function runServe(args: string[], { parse, say, UsageError }: CliTo
   const count = server.handler.names().length;
   say(`serving ${count} target${count === 1 ? '' : 's'} at ${server.url} (/healthz, /metrics, /status, /events)`);
   return new Promise<number>((resolve) => {
-    const stop = (): void => {
-      process.removeListener('SIGINT', stop);
-      process.removeListener('SIGTERM', stop);
+    stop = (): void => {
+      done();
       void server.close().then(() => resolve(0));
     };
-    process.on('SIGINT', stop);
-    process.on('SIGTERM', stop);
+    if (stopRequested) stop();
   });
 }

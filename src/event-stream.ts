@@ -5,8 +5,7 @@
 // bound.
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { jsonLine } from './text.js';
-import type { Slot } from './served.js';
+import { servedJson, type Slot } from './served.js';
 
 export interface EventStreamOptions {
   /** A comment line every this many ms keeps proxies from closing an idle stream. Default 15,000. */
@@ -71,7 +70,7 @@ export class EventStream {
   publish(slot: Slot): void {
     if (this.#closed) return;
     this.#seq++;
-    const frame = `id: ${this.lastId}\ndata: ${jsonLine(slot.toJSON())}\n\n`;
+    const frame = `id: ${this.lastId}\ndata: ${servedJson(slot.toJSON())}\n\n`;
     if (this.#historySize > 0) {
       if (this.#history.length < this.#historySize) this.#history.push(frame);
       else {
@@ -123,7 +122,7 @@ export class EventStream {
     if (replay !== null) {
       opening = replay.join('');
     } else {
-      for (const slot of slots()) opening += `data: ${jsonLine({ ...slot.toJSON(), previous: null })}\n\n`;
+      for (const slot of slots()) opening += `data: ${servedJson({ ...slot.toJSON(), previous: null })}\n\n`;
     }
     opening += `id: ${this.lastId}\nevent: ready\ndata: {}\n\n`;
     const client: Client = { res, allowance: Buffer.byteLength(opening) + this.#maxBuffer, lastWritten: 0, stuck: 0 };

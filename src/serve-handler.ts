@@ -9,9 +9,9 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { EventStream, type EventStreamOptions } from './event-stream.js';
 import { metricFamilies, metricsContentType, negotiateMetricsFormat, renderMetrics, type MetricFamily, type MetricsFormat } from './metrics.js';
-import { ServedSet, type ServedState, type Slot } from './served.js';
+import { ServedSet, servedJson, type ServedState, type Slot } from './served.js';
 import type { Status } from './status.js';
-import { decodeName, escapeText, jsonLine } from './text.js';
+import { decodeName, escapeText } from './text.js';
 
 export interface ServeHandlerOptions extends EventStreamOptions {
   /** Targets, and directories whose targets are served as they come and go (as `watch()` takes them). */
@@ -97,12 +97,12 @@ export function createServeHandler(options: ServeHandlerOptions): ServeHandler {
       }
       const slot = served.get(name);
       if (slot === undefined) {
-        if (json) send(res, req, 404, JSON_TYPE, `${jsonLine({ target: name, error: 'not served' })}\n`);
+        if (json) send(res, req, 404, JSON_TYPE, `${servedJson({ target: name, error: 'not served' })}\n`);
         else send(res, req, 404, TEXT, `not served: ${escapeText(name)}\n`);
         return;
       }
       const code = slot.state === 'alive' ? 200 : 503;
-      if (json) send(res, req, code, JSON_TYPE, `${jsonLine(slot.toJSON())}\n`);
+      if (json) send(res, req, code, JSON_TYPE, `${servedJson(slot.toJSON())}\n`);
       else send(res, req, code, TEXT, `${textLine(slot)}\n`);
       return;
     }
@@ -117,7 +117,7 @@ export function createServeHandler(options: ServeHandlerOptions): ServeHandler {
         return;
       }
       case '/status':
-        send(res, req, 200, JSON_TYPE, `${jsonLine(served.sorted().map(statusOf))}\n`);
+        send(res, req, 200, JSON_TYPE, `${servedJson(served.sorted().map(statusOf))}\n`);
         return;
       case '/events':
         stream.open(req, res, () => served.sorted(), head);
@@ -138,7 +138,7 @@ export function createServeHandler(options: ServeHandlerOptions): ServeHandler {
     const code = ok ? 200 : 503;
     if (json) {
       const body = { ok, targets: slots.length, ...counts, notAlive: notAlive.map((s) => s.toJSON()), directoryErrors: dirErrors };
-      send(res, req, code, JSON_TYPE, `${jsonLine(body)}\n`);
+      send(res, req, code, JSON_TYPE, `${servedJson(body)}\n`);
       return;
     }
     let line: string;

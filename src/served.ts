@@ -7,7 +7,7 @@ import { ProcAliveError } from './errors.js';
 import { isDirectory, isServiceDir, listTargets } from './kernel.js';
 import { status, type HolderRecord } from './status.js';
 import { targetPath } from './target.js';
-import { escapeText } from './text.js';
+import { escapeText, jsonLine } from './text.js';
 import { watch, type Watcher, type WatchEvent, type WatchState } from './watch.js';
 
 /** What serve knows of one served target: the JSON that `/healthz/<name>` and `/events` send. */
@@ -95,6 +95,14 @@ export class Slot {
  */
 export function labelValue(name: string): string {
   return escapeText(name).replace(/[\\"]/g, (ch) => `\\${ch}`);
+}
+
+/**
+ * One line of JSON, inert on a terminal: jsonLine (controls, DEL, C1, U+2028/U+2029 escaped), and the
+ * bidirectional controls too (as escapeText does), which would reorder what a terminal shows after them.
+ */
+export function servedJson(value: unknown): string {
+  return jsonLine(value).replace(/[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g, (ch) => `\\u${ch.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 
 /** The served name of a target given on the command line: its last path component, or itself. */
