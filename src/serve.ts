@@ -55,7 +55,10 @@ export interface ServeOptions extends ServeHandlerOptions {
   requestTimeoutMs?: number;
   /** How long an idle keep-alive connection is kept. Default 5 s. */
   keepAliveTimeoutMs?: number;
-  /** A connection on which nothing moves for this long is closed (event streams excepted). Default 30 s. */
+  /**
+   * A connection on which nothing moves for this long is closed: one that never sends a byte, a reader
+   * that stopped reading an answer (event streams excepted: they have their own bound). Default 10 s.
+   */
   idleTimeoutMs?: number;
 }
 
@@ -82,17 +85,19 @@ export async function serve(options: ServeOptions): Promise<ServeServer> {
   const handler = createServeHandler(options);
   const server = createServer({
     maxHeaderSize: MAX_HEADER_BYTES,
-    requestTimeout: options.requestTimeoutMs ?? 15_000,
-    headersTimeout: options.headersTimeoutMs ?? 10_000,
-    keepAliveTimeout: options.keepAliveTimeoutMs ?? 5_000,
-    // How often the timeouts above are enforced (Node's default is 30 s).
+    // How often the request and headers timeouts are enforced (Node's default is 30 s).
     connectionsCheckingInterval: 1_000,
     // Answers are small and complete when written: no need to wait for more to send.
     noDelay: true,
   });
+  // Set as properties: Node 20's createServer() does not take keepAliveTimeout as an option.
+  server.requestTimeout = options.requestTimeoutMs ?? 15_000;
+  server.headersTimeout = options.headersTimeoutMs ?? 10_000;
+  server.keepAliveTimeout = options.keepAliveTimeoutMs ?? 5_000;
   server.maxHeadersCount = MAX_HEADERS;
   server.maxConnections = options.maxConnections ?? 1024;
-  server.timeout = options.idleTimeoutMs ?? 30_000;
+  // Also what cuts a connection that never sends a byte: Node's headers timeout starts with the first.
+  server.timeout = options.idleTimeoutMs ?? 10_000;
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
     // A probe has no body; one that comes with a body is refused, and the connection closed, rather
     // than read to its end.

@@ -23,9 +23,12 @@ export async function startServe(t, args, options = {}) {
   return { child, url, port: Number(new URL(url).port) };
 }
 
-/** Starts the library's serve() with `options` (JSON) in its own process: test/fixtures/serve-lib.js. */
+/**
+ * Starts the library's serve() with `options` (JSON) in its own process: test/fixtures/serve-lib.js.
+ * `memory()` resolves to what it still uses after a garbage collection: { heap, external } in bytes.
+ */
 export async function startLib(t, options) {
-  const child = spawn(process.execPath, [join(ROOT, 'test', 'fixtures', 'serve-lib.js'), JSON.stringify(options)], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['--expose-gc', join(ROOT, 'test', 'fixtures', 'serve-lib.js'), JSON.stringify(options)], { stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr.on('data', (d) => (stderr += d));
   child.stderrText = () => stderr;
@@ -33,13 +36,21 @@ export async function startLib(t, options) {
   t.after(() => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   });
-  const [line] = await Promise.race([
-    once(createInterface({ input: child.stdout }), 'line'),
+  const lines = [];
+  const waiting = [];
+  createInterface({ input: child.stdout }).on('line', (line) => (waiting.length ? waiting.shift()(line) : lines.push(line)));
+  const nextLine = () => (lines.length ? Promise.resolve(lines.shift()) : new Promise((resolve) => waiting.push(resolve)));
+  const line = await Promise.race([
+    nextLine(),
     child.exited.then(([code]) => {
       throw new Error(`serve-lib exited ${code}: ${stderr}`);
     }),
   ]);
-  return { child, url: line, port: Number(new URL(line).port) };
+  const memory = async () => {
+    child.kill('SIGUSR2');
+    return JSON.parse(await nextLine());
+  };
+  return { child, url: line, port: Number(new URL(line).port), memory };
 }
 
 /** One request on a connection of its own: { status, headers, body }. */
