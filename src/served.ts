@@ -118,12 +118,21 @@ export interface ServedOptions {
   onWarning?: (message: string) => void;
 }
 
-interface Claim {
-  name: string;
-  statusTarget: string;
-  /** The last report for this claimant, kept while another target owns the name. */
-  last: WatchEvent | null;
+/** Holder records are read at each change, and again this long after (ms): a holder writes its record
+ *  just after it opens the FIFO, and `run --` replaces its own record by the command's once it runs. */
+const REREAD_ALIVE_MS = [100, 1000];
+const REREAD_OTHER_MS = [1000];
+/** Holder records read at once, at most. */
+const READ_CONCURRENCY = 8;
+
+/** Rereads due later, in the order they were asked for (each queue has one delay, so one timer). */
+interface Later {
+  delay: number;
+  items: Array<{ slot: Slot; generation: number; due: number }>;
+  timer: NodeJS.Timeout | null;
 }
+
+const clock = (): number => performance.timeOrigin + performance.now();
 
 /**
  * Follows the targets (and directories of targets) and keeps each one's state. Throws a ProcAliveError
@@ -132,8 +141,10 @@ interface Claim {
  */
 export class ServedSet {
   readonly #slots = new Map<string, Slot>();
-  /** Every target the watcher reports on, by its key (the event's `target`). */
-  readonly #claims = new Map<string, Claim>();
+  /** Targets given by name or path (the watcher reports them under that key): their served name. */
+  readonly #explicit = new Map<string, string>();
+  /** Directory members whose name another target owns: their last report, in case the owner leaves. */
+  readonly #shadowed = new Map<string, WatchEvent>();
   /** Directories served, as the watcher names them in its reports about them, and resolved. */
   readonly #dirs = new Set<string>();
   readonly #dirPaths = new Set<string>();
@@ -143,10 +154,11 @@ export class ServedSet {
   readonly #onWarning: (message: string) => void;
   readonly #watcher: Watcher;
   #sorted: Slot[] | null = null;
-  #refreshing = 0;
-  readonly #refreshQueue = new Set<Slot>();
-  readonly #timers = new Set<NodeJS.Timeout>();
-  readonly #attempts = new WeakMap<Slot, number>();
+  #reading = 0;
+  readonly #toRead = new Set<Slot>();
+  readonly #later: Later[] = [...REREAD_ALIVE_MS, ...REREAD_OTHER_MS]
+    .filter((d, i, all) => all.indexOf(d) === i)
+    .map((delay) => ({ delay, items: [], timer: null }));
   #closed = false;
 
   constructor(targets: string[], options: ServedOptions = {}) {
@@ -167,35 +179,16 @@ export class ServedSet {
         this.#dirPaths.add(resolve(path));
         for (const member of listTargets(path)) claim(basename(member), member);
       } else {
-        claim(servedName(target), path);
-        this.#claim(target, servedName(target), target);
+        const name = servedName(target);
+        claim(name, path);
+        this.#explicit.set(target, name);
+        if (!this.#slots.has(name)) this.#slots.set(name, new Slot(name, target, target));
       }
     }
     // TODO(issue 8): listen to the watcher's 'error' event (a failure of the watching itself) and
     // report it as a warning and in /healthz; use 'ready' to know when every initial state is in.
     this.#watcher = watch(targets, options.unref === true ? { unref: true } : {});
     this.#watcher.on('change', (e) => this.#onChange(e));
-  }
-
-  #claim(key: string, name: string, statusTarget: string): Claim {
-    let c = this.#claims.get(key);
-    if (c === undefined) {
-      c = { name, statusTarget, last: null };
-      this.#claims.set(key, c);
-    }
-    let slot = this.#slots.get(name);
-    if (slot === undefined) {
-      slot = new Slot(name, key, statusTarget);
-      this.#slots.set(name, slot);
-      this.#sorted = null;
-    } else if (slot.owner !== key && slot.departed) {
-      // The name's previous owner left its directory: the newcomer takes the name over.
-      this.#departed.delete(slot);
-      slot.departed = false;
-      slot.owner = key;
-      slot.statusTarget = statusTarget;
-    }
-    return c;
   }
 
   #onChange(e: WatchEvent): void {
@@ -209,21 +202,30 @@ export class ServedSet {
       return;
     }
     if (this.#dirErrors.size > 0) this.#clearDirError(e.target);
-    let c = this.#claims.get(e.target);
-    if (c === undefined) {
+    const name = this.#explicit.get(e.target) ?? basename(e.target);
+    const member = this.#isMember(e.target);
+    let slot = this.#slots.get(name);
+    if (slot === undefined) {
       // A target that appeared in a served directory.
-      const name = basename(e.target);
-      c = this.#claim(e.target, name, e.target);
-    }
-    c.last = e;
-    const slot = this.#slots.get(c.name);
-    if (slot === undefined) return;
-    if (slot.owner !== e.target) {
-      if (e.previous === null) this.#onWarning(`not served: ${escapeText(e.target)} has the name of ${escapeText(slot.owner)}, which is served`);
-      return;
+      slot = new Slot(name, e.target, e.target);
+      this.#slots.set(name, slot);
+      this.#sorted = null;
+    } else if (slot.owner !== e.target) {
+      if (!slot.departed) {
+        // The name is another target's: this one is not served, but followed in case that one leaves.
+        if (e.state === 'absent' && member) this.#shadowed.delete(e.target);
+        else {
+          if (!this.#shadowed.has(e.target)) this.#onWarning(`not served: ${escapeText(e.target)} has the name of ${escapeText(slot.owner)}, which is served`);
+          this.#shadowed.set(e.target, e);
+        }
+        return;
+      }
+      // The name's previous owner left its directory: the newcomer takes the name over.
+      slot.owner = e.target;
+      slot.statusTarget = e.target;
     }
     this.#apply(slot, e);
-    if (e.state === 'absent' && this.#isMember(e.target)) this.#depart(slot, e.target);
+    if (e.state === 'absent' && member) this.#depart(slot);
   }
 
   #clearDirError(memberPath: string): void {
@@ -232,18 +234,18 @@ export class ServedSet {
 
   /** Whether the target the watcher reports as `key` was found in a served directory. */
   #isMember(key: string): boolean {
-    return this.#dirPaths.has(resolve(dirname(key)));
+    return !this.#explicit.has(key) && this.#dirPaths.has(resolve(dirname(key)));
   }
 
   /** A member reported absent has left its directory (the watcher stops following it). */
-  #depart(slot: Slot, key: string): void {
-    this.#claims.delete(key);
-    // Another target claiming the name, still there, takes it over.
-    for (const [otherKey, other] of this.#claims) {
-      if (other.name !== slot.name || otherKey === key || other.last === null || other.last.state === 'absent') continue;
-      slot.owner = otherKey;
-      slot.statusTarget = other.statusTarget;
-      this.#apply(slot, { ...other.last, previous: slot.state, time: performance.timeOrigin + performance.now() });
+  #depart(slot: Slot): void {
+    // Another target with the name, still there, takes it over.
+    for (const [key, last] of this.#shadowed) {
+      if (basename(key) !== slot.name) continue;
+      this.#shadowed.delete(key);
+      slot.owner = key;
+      slot.statusTarget = key;
+      this.#apply(slot, { ...last, time: clock() });
       return;
     }
     slot.departed = true;
@@ -277,52 +279,52 @@ export class ServedSet {
       slot.departed = false;
       this.#departed.delete(slot);
     }
-    this.#scheduleRefresh(slot, 0);
+    this.#readHolder(slot);
     for (const l of this.#listeners) l(slot);
   }
 
   // -------------------------------------------------------------------------------------------------
-  // Holder records: read off the hot path, a few at a time, after each change. A holder writes its
-  // record just after it opens the FIFO, so a read that finds none (or a stale one) is tried again.
+  // Holder records: read off the hot path, a few at a time, at each change and again a little later.
 
-  static readonly #RETRY_MS = [50, 250, 1000, 4000];
-  static readonly #CONCURRENCY = 8;
-
-  #scheduleRefresh(slot: Slot, attempt: number): void {
+  #readHolder(slot: Slot): void {
     if (this.#closed) return;
-    if (attempt === 0) {
-      this.#enqueue(slot, attempt);
-      return;
+    this.#toRead.add(slot);
+    this.#pump();
+    const t = clock();
+    for (const later of this.#later) {
+      if (!(slot.state === 'alive' ? REREAD_ALIVE_MS : REREAD_OTHER_MS).includes(later.delay)) continue;
+      later.items.push({ slot, generation: slot.generation, due: t + later.delay });
+      this.#arm(later);
     }
-    const timer = setTimeout(() => {
-      this.#timers.delete(timer);
-      this.#enqueue(slot, attempt);
-    }, ServedSet.#RETRY_MS[attempt - 1]);
-    timer.unref();
-    this.#timers.add(timer);
   }
 
-  #enqueue(slot: Slot, attempt: number): void {
-    this.#attempts.set(slot, attempt);
-    this.#refreshQueue.add(slot);
-    this.#pump();
+  #arm(later: Later): void {
+    if (later.timer !== null || later.items.length === 0) return;
+    const head = later.items[0] as Later['items'][number];
+    later.timer = setTimeout(() => {
+      later.timer = null;
+      const t = clock();
+      let n = 0;
+      while (n < later.items.length && (later.items[n] as Later['items'][number]).due <= t) n++;
+      for (const { slot, generation } of later.items.splice(0, n)) if (slot.generation === generation) this.#toRead.add(slot);
+      this.#pump();
+      this.#arm(later);
+    }, Math.max(0, head.due - clock()));
+    later.timer.unref();
   }
 
   #pump(): void {
-    while (!this.#closed && this.#refreshing < ServedSet.#CONCURRENCY && this.#refreshQueue.size > 0) {
-      const slot = this.#refreshQueue.values().next().value as Slot;
-      this.#refreshQueue.delete(slot);
-      const attempt = this.#attempts.get(slot) ?? 0;
+    while (!this.#closed && this.#reading < READ_CONCURRENCY && this.#toRead.size > 0) {
+      const slot = this.#toRead.values().next().value as Slot;
+      this.#toRead.delete(slot);
       const generation = slot.generation;
-      this.#refreshing++;
+      this.#reading++;
       status(slot.statusTarget)
         .then(
           (st) => {
             if (slot.generation !== generation || this.#closed) return;
             slot.holder = st.holder;
             slot.stale = st.stale;
-            const settled = slot.state !== 'alive' || (st.holder !== null && !st.stale);
-            if (!settled && attempt < ServedSet.#RETRY_MS.length) this.#scheduleRefresh(slot, attempt + 1);
           },
           () => {
             // The state cannot be told (the watcher reports why): no holder to show.
@@ -332,7 +334,7 @@ export class ServedSet {
           },
         )
         .finally(() => {
-          this.#refreshing--;
+          this.#reading--;
           this.#pump();
         });
     }
@@ -376,9 +378,12 @@ export class ServedSet {
     this.#closed = true;
     // TODO(issue 8): await the watcher's close() once it returns a Promise.
     this.#watcher.close();
-    for (const t of this.#timers) clearTimeout(t);
-    this.#timers.clear();
-    this.#refreshQueue.clear();
+    for (const later of this.#later) {
+      if (later.timer !== null) clearTimeout(later.timer);
+      later.timer = null;
+      later.items.length = 0;
+    }
+    this.#toRead.clear();
     this.#listeners.clear();
   }
 }

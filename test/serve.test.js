@@ -417,3 +417,20 @@ test('--listen unix:PATH: a socket of mode 0600; a stale one is replaced, anythi
   assert.match(refused.errLines[0], /something that is not a socket is at the path \(ENOTSOCK\)/);
   assert.equal(readFileSync(sock, 'utf8'), 'mine');
 });
+
+test('one name in two served directories: the first is served, the other named on stderr, and takes over when the first leaves', async (t) => {
+  const dir = tmp(t);
+  const [a, b] = [join(dir, 'a'), join(dir, 'b')];
+  mkdirSync(a);
+  mkdirSync(b);
+  const { url, child } = await startServe(t, [a, b]);
+  const first = await startRunner(t, join(a, 'web'));
+  await until(async () => (await get(`${url}/healthz/web`)).status === 200, 'a/web served');
+  await startRunner(t, join(b, 'web'));
+  await until(() => child.stderrText().includes('not served'), 'the warning');
+  assert.match(child.stderrText(), new RegExp(`proc-alive: not served: ${b}/web has the name of ${a}/web, which is served\\n`));
+  assert.equal(JSON.parse((await get(`${url}/healthz/web`, { headers: JSON_ACCEPT })).body).path, join(a, 'web'));
+  await kill(first, 'SIGTERM'); // a/web leaves its directory
+  await until(async () => JSON.parse((await get(`${url}/healthz/web`, { headers: JSON_ACCEPT })).body).path === join(b, 'web'), 'b/web takes the name');
+  assert.equal((await get(`${url}/healthz/web`)).status, 200);
+});
