@@ -10,21 +10,12 @@ import { targetPath } from './target.js';
 import { escapeText, jsonLine } from './text.js';
 import { watch, type Watcher, type WatchEvent, type WatchState } from './watch.js';
 
-/** What serve knows of one served target: the JSON that `/healthz/<name>` and `/events` send. */
-export interface ServedState {
-  /** The served name: the bare name as given, the last component of a path, a file name in a directory. */
-  target: string;
-  /** The FIFO's path (for a service directory, its `supervise/ok`). */
-  path: string;
-  state: WatchState;
-  /** The state before the last change, or null if serve has seen none (its first report). */
-  previous: WatchState | null;
-  /** When the last change was seen (or the target first reported), ms since the epoch. */
-  time: number;
-  /** For `'unknown'`: the error code and the one-line reason, as `watch` reports them. */
-  code?: string;
-  reason?: string;
-}
+/**
+ * What serve knows of one served target, the JSON that `/healthz/<name>` and `/events` send: the fields
+ * of a watch event for its last change, with the served name as `target` (the bare name as given, the
+ * last component of a path, a file name in a directory) and `previous: null` until serve has seen one.
+ */
+export type ServedState = WatchEvent;
 
 /**
  * A clean stop closes the reader, then removes the FIFO: a watcher may see `dead` for that instant. A
