@@ -13,13 +13,13 @@ import { once } from 'node:events';
 import { mkdtempSync, readFileSync, rmSync, mkdirSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 import { connect } from 'node:net';
-import { tmpdir } from 'node:os';
+import { tmpdir, loadavg } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
 import autocannon from 'autocannon';
 import client from 'prom-client';
-import { createServeHandler } from '../dist/index.js';
+import { createServeHandler, watch } from '../dist/index.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const BIN = join(ROOT, 'dist', 'bin.cjs');
@@ -128,7 +128,7 @@ const getKeepAlive = (url) =>
     req.end();
   });
 
-console.log(`proc-alive bench (serve): Node ${process.version}, ${ROUNDS} rounds, ${REQUESTS} requests per round and server`);
+console.log(`proc-alive bench (serve): Node ${process.version}, ${ROUNDS} rounds, ${REQUESTS} requests per round and server; load average ${loadavg().map((x) => x.toFixed(1)).join(' ')}`);
 
 // ---------------------------------------------------------------------------------------------------
 // 1. Server CPU per probe.
@@ -200,17 +200,32 @@ const getJson = (url) =>
     req.end();
   });
 const to503 = [];
+// The reference, in the same run: a watch() in this process reports the same death.
+const toWatch = [];
+const reference = watch(`${victimPrefix}0`);
+let watchSeen = null;
+reference.on('change', (e) => {
+  if (e.state === 'dead' && watchSeen !== null) watchSeen(now());
+});
 for (let i = -2; i < KILLS; i++) {
   const victim = await holders(victimPrefix, 1);
+  const watched = new Promise((resolve) => (watchSeen = resolve));
   while ((await getKeepAlive(victimUrl)) !== 200) await new Promise((r) => setTimeout(r, 2));
   await new Promise((r) => setTimeout(r, 20));
   const t0 = epochNow();
+  const h0 = now();
   victim.kill('SIGKILL');
   let r;
   while ((r = await getJson(victimUrl)).status !== 503) await new Promise((res) => setTimeout(res, 2));
-  if (i >= 0) to503.push(r.body.time - t0);
+  const tw = await watched;
+  watchSeen = null;
+  if (i >= 0) {
+    to503.push(r.body.time - t0);
+    toWatch.push(ms(tw - h0));
+  }
   await victim.exited;
 }
+reference.close();
 const streams = [];
 let pending = null;
 const port = Number(new URL(serveProc.url).port);
@@ -250,6 +265,7 @@ console.log('');
 console.log(`SIGKILL of a holder → serve answers 503 (its memory changed: the JSON's time), → the last of 100 SSE clients has the event; ${KILLS} kills each, ms`);
 console.log('| notice | p50 | p99 |');
 console.log('|---|---:|---:|');
+console.log(`| reference: watch() in another process reports the death | ${fmt(pct(toWatch, 50))} | ${fmt(pct(toWatch, 99))} |`);
 console.log(`| /healthz/<name> answers 503 | ${fmt(pct(to503, 50))} | ${fmt(pct(to503, 99))} |`);
 console.log(`| the last of 100 /events clients has the change | ${fmt(pct(toSse, 50))} | ${fmt(pct(toSse, 99))} |`);
 
@@ -386,4 +402,6 @@ const bigHolders = await holders(join(big, 't'), N);
   console.log(`| what serve adds | ${((results[1][1] - results[0][1]) / 1024).toFixed(2)} KiB | ${((results[1][2] - results[0][2]) / 1024).toFixed(2)} KiB |`);
 }
 bigHolders.kill('SIGKILL');
+console.log('');
+console.log(`load average at the end: ${loadavg().map((x) => x.toFixed(1)).join(' ')}`);
 process.exit(0);

@@ -92,14 +92,15 @@ test('1,000 concurrent connections are all answered; 1,000 idle ones do not stop
 });
 
 /**
- * Serves 2,000 targets with long names, opens a stream that never reads and one that does, then kills
- * and restarts every holder `cycles` times (~0.8 MB of events each way). Returns what the reader saw,
- * the server's counters, and how much more memory it uses (after a GC) than after the first cycle.
+ * Serves 1,000 targets with long names, opens a stream that never reads and one that does, then kills
+ * and restarts every holder `cycles` times (~0.5 MB of events each way). Returns the server's counters
+ * and how much more memory it uses (after a GC, once the reader has caught up and the holder records
+ * are read) than after the first cycle.
  */
 async function stuckStream(t, maxBufferBytes, cycles) {
   const dir = tmp(t);
-  const N = 2000;
-  const prefix = join(dir, `${'n'.repeat(150)}-`);
+  const N = 1000;
+  const prefix = join(dir, `${'n'.repeat(200)}-`);
   const bin = holdManyBin(dir);
   let holders = await startHoldMany(t, bin, prefix, N);
   const { url, port, memory } = await startLib(t, { targets: [dir], maxBufferBytes, heartbeatMs: 200 });
@@ -126,23 +127,26 @@ async function stuckStream(t, maxBufferBytes, cycles) {
   reader.write('GET /events HTTP/1.1\r\nHost: x\r\n\r\n');
   await until(async () => sample((await get(`${url}/metrics`)).body, 'proc_alive_serve_streams') === 2, 'two streams');
 
+  // Measured once the reader has every death so far (nothing waits for it) and the records are reread.
+  const settled = async (cycle) => {
+    await until(() => deaths === N * cycle, `the reader saw every death (${deaths} of ${N * cycle})`, 60000);
+    await new Promise((r) => setTimeout(r, 1500));
+    const m = await memory();
+    return m.heap + m.external;
+  };
   let base = 0;
   for (let i = 0; i < cycles; i++) {
     await kill(holders);
     await until(async () => (await counts()).dead === N, `all dead (${i})`);
     holders = await startHoldMany(t, bin, prefix, N);
     await until(async () => (await counts()).alive === N, `all alive (${i})`);
-    if (i === 0) {
-      const m = await memory();
-      base = m.heap + m.external;
-    }
+    if (i === 0) base = await settled(1);
   }
-  const m = await memory();
+  const end = await settled(cycles);
   const metrics = (await get(`${url}/metrics`)).body;
-  await until(() => deaths === N * cycles, `the reader saw every death (${deaths} of ${N * cycles})`);
   reader.destroy();
   return {
-    grown: m.heap + m.external - base,
+    grown: end - base,
     dropped: sample(metrics, 'proc_alive_serve_dropped_streams_total'),
     streams: sample(metrics, 'proc_alive_serve_streams'),
     stuck,
@@ -151,9 +155,9 @@ async function stuckStream(t, maxBufferBytes, cycles) {
 }
 
 test('/events: a client that never reads is dropped and its data freed; readers get every change', async (t) => {
-  // ~0.4 KB x 2,000 x 2 x 12 ≈ 19 MB goes to each client; the bound lets 4 MiB wait beyond the
-  // opening snapshot (a burst of 2,000 changes is 0.8 MB, which a reader must be able to take).
-  const bounded = await stuckStream(t, 4 * 1048576, 12);
+  // ~0.5 KB x 1,000 x 2 x 12 ≈ 12 MB goes to each client; the bound lets 2 MiB wait beyond the
+  // opening snapshot (a burst of 1,000 changes is 0.5 MB, which a reader must be able to take).
+  const bounded = await stuckStream(t, 2 * 1048576, 12);
   t.diagnostic(`bounded: memory grew ${(bounded.grown / 1048576).toFixed(1)} MiB`);
   assert.equal(bounded.dropped, 1, 'the stuck client was dropped');
   assert.equal(bounded.streams, 1, 'the reader is still connected');
