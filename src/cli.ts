@@ -58,6 +58,11 @@ Commands:
                            print a line for each change of state, until SIGINT/SIGTERM (exit 0);
                            a directory stands for the targets in it, as they come and go
       --json               one JSON object per change per line
+  serve <target or directory>...
+                           answer over HTTP from the watcher's memory, until SIGINT/SIGTERM (exit 0):
+                           GET /healthz/<name> (200 alive, 503 not, 404 not served), /healthz (200
+                           while all are alive), /metrics (Prometheus), /status (JSON), /events (SSE)
+      --listen <address>   HOST:PORT or unix:PATH (a socket of mode 0600); default 127.0.0.1:19171
   --help, -h               this text
   --version, -V            the version
 
@@ -78,6 +83,10 @@ Exit codes of check:
 
 Exit codes of wait:
   0  reached   99  timed out   2  usage error   4  a target cannot be told (stderr says why)
+
+Exit codes of serve:
+  0  stopped by SIGTERM/SIGINT   2  usage error (also: two targets with one name)
+  125  cannot serve (address in use, permission denied, unsafe directory, ...); stderr says why
 
 Exit codes of run:
   0    held, then released after <seconds> or on SIGTERM/SIGINT (the FIFO is removed)
@@ -473,6 +482,8 @@ export async function main(args: string[]): Promise<number> {
         return await runWait(rest);
       case 'watch':
         return await runWatch(rest);
+      case 'serve':
+        return await (await import('./cli-serve.js')).runServe(rest, { parse, say, UsageError });
       case '--help':
       case '-h':
       case 'help':

@@ -9,3 +9,8 @@ export { waitAlive, waitDead, type WaitOptions, type Pending } from './wait.js';
 export { watch, Watcher, type WatchEvent, type WatchOptions, type WatchState, type Mechanism } from './watch.js';
 export { defaultDir, targetPath } from './target.js';
 export { ProcAliveError, type ProcAliveErrorCode, type ProcAliveErrorOptions } from './errors.js';
+export { createServeHandler, type ServeHandler, type ServeHandlerOptions } from './serve-handler.js';
+export { serve, parseListen, DEFAULT_SERVE_PORT, type ServeOptions, type ServeServer, type ListenAddress } from './serve.js';
+export type { ServedState } from './served.js';
+export type { MetricFamily, MetricSample, MetricsFormat } from './metrics.js';
+export type { EventStreamOptions } from './event-stream.js';

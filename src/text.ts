@@ -95,8 +95,9 @@ export function escapeText(text: string): string {
 
 /**
  * One line of JSON. JSON.stringify escapes C0 controls and lone surrogates but leaves DEL, the C1
- * controls and U+2028/U+2029 raw; they are escaped here too, so a line read on a terminal is inert.
+ * controls, the bidirectional controls and U+2028/U+2029 raw; they are escaped here too, so a line read
+ * on a terminal is inert.
  */
 export function jsonLine(value: unknown): string {
-  return JSON.stringify(value).replace(/[\u007f-\u009f\u2028\u2029]/g, (ch) => `\\u${ch.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  return JSON.stringify(value).replace(/[\u007f-\u009f\u2028\u2029\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g, (ch) => `\\u${ch.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }

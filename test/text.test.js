@@ -32,8 +32,8 @@ test('escapeText makes controls, escape sequences, bidi overrides and raw bytes 
 });
 
 test('jsonLine escapes what JSON.stringify leaves raw, and stays JSON', () => {
-  const value = { s: 'a\u0085b\u2028c\x7f', name: decodeName(Buffer.of(0xff)) };
+  const value = { s: 'a\u0085b\u2028c\x7f\u202ed', name: decodeName(Buffer.of(0xff)) };
   const line = jsonLine(value);
-  assert.doesNotMatch(line, /[\u007f-\u009f\u2028\u2029]/);
+  assert.doesNotMatch(line, /[\u007f-\u009f\u2028\u2029\u202e]/);
   assert.deepEqual(JSON.parse(line), value);
 });
