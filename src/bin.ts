@@ -3,8 +3,11 @@
 
 import { writeSync } from 'node:fs';
 import { main } from './cli.js';
+import { rawArguments } from './kernel.js';
 
-main(process.argv.slice(2)).then(
+const args = process.argv.slice(2);
+// An argument that is not UTF-8 (a path in another encoding) is taken as the kernel gave it.
+main(args.some((a) => a.includes('\uFFFD')) ? rawArguments(args) : args).then(
   (code) => {
     process.exitCode = code;
   },

@@ -68,8 +68,9 @@ Commands:
 
 Targets:
   A target that contains a '/' is a path (/tmp/mah-pipe, ./web). A bare name (web) lives in the
-  default directory: $PROC_ALIVE_DIR, else $XDG_RUNTIME_DIR/proc-alive, else <tmpdir>/proc-alive-<uid>
-  (here: ${defaultDir()}). It must be owned by you or root and not writable by group or others.
+  default directory: $PROC_ALIVE_DIR, else /run/proc-alive for root, else /tmp/proc-alive-<uid>
+  (here: ${defaultDir()}). It must be a directory (not a symlink), owned by you or root, and not
+  writable by group or others.
   A daemontools or runit service directory (one with supervise/ok) is alive while its supervisor runs.
 
 Exit codes of check:
@@ -264,8 +265,9 @@ async function runRun(args: string[]): Promise<number> {
   return new Promise<number>((resolve) => {
     const finish = (): void => {
       timer.clear();
-      process.removeListener('SIGTERM', onSignal);
-      process.removeListener('SIGINT', onSignal);
+      // The handlers stay, doing nothing, until the process exits: a second SIGTERM must not end it the
+      // default way half-way through the release, nor turn its exit code into 143.
+      stop = () => {};
       try {
         holder.close();
         resolve(0);
@@ -301,6 +303,12 @@ async function runCommand(
   options: { shared: boolean; ready: boolean; mode?: number },
 ): Promise<number> {
   const { wrap } = await import('./wrap.js');
+  // Signals to the wrapper are passed on by wrap() while the command runs; before and after that, until
+  // this process exits, they are ignored rather than end it the default way (with 143, half-way through
+  // a clean-up). A supervisor stopping a unit signals the wrapper and the command together.
+  const ignore = (): void => {};
+  process.on('SIGTERM', ignore);
+  process.on('SIGINT', ignore);
   let wrapped: ReturnType<typeof wrap>;
   try {
     wrapped = wrap(target, command, args, { ...options, forwardSignals: true });

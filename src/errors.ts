@@ -22,6 +22,12 @@ export type ProcAliveErrorCode =
   | 'ENOLOCK'
   /** A wrapped command ended before it said it was ready. */
   | 'ENOTREADY'
+  /** A file or FIFO another user owns (or one with several hard links), which proc-alive will not use. */
+  | 'EFOREIGN'
+  /** Something at a name proc-alive uses is not a regular file (a record, a lock file). */
+  | 'ENOTFILE'
+  /** A holder's directory was moved or replaced since it was opened (platforms without /proc). */
+  | 'EMOVED'
   | (string & {});
 
 export interface ProcAliveErrorOptions {

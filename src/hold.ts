@@ -7,11 +7,13 @@
 
 import { EventEmitter } from 'node:events';
 import * as fs from 'node:fs';
+import { basename } from 'node:path';
 import { ProcAliveError, aboutPath } from './errors.js';
 import { isFifo, kindOf } from './kernel.js';
 import {
   closeDir,
   closeIfSame,
+  dirMoved,
   dirRemoved,
   euid,
   flockFd,
@@ -34,7 +36,7 @@ import {
   type Lock,
   type Reader,
 } from './kernel-files.js';
-import { newRecord, parseRecord, RECORD_MAX_BYTES, recordNameOf, recordText, type HolderRecord } from './record.js';
+import { newRecord, parseRecord, RECORD_MAX_BYTES, recordNameOf, recordProcessGone, recordText, type HolderRecord } from './record.js';
 import { placeOf } from './target.js';
 import { decodeName, escapeText } from './text.js';
 
@@ -170,8 +172,8 @@ export class Claim {
   #reader: Reader;
   #placed: boolean;
   readonly #fresh: string;
-  /** The record file's bytes before this claim (exclusive), put back if the start fails. */
-  readonly #previous: Buffer | undefined;
+  /** The record before this claim (exclusive), put back if the start fails. */
+  readonly #previous: HolderRecord | undefined;
   /** The record this claim wrote last, rewritten if removed. */
   #record: HolderRecord | undefined;
   #watcher: fs.FSWatcher | undefined;
@@ -179,7 +181,7 @@ export class Claim {
   #released = false;
   #emit: <K extends keyof HolderEvents>(event: K, ...args: HolderEvents[K]) => void = () => {};
 
-  private constructor(path: string, dir: Dir, name: string, shared: boolean, lock: Lock, reader: Reader, placed: boolean, fresh: string, previous: Buffer | undefined) {
+  private constructor(path: string, dir: Dir, name: string, shared: boolean, lock: Lock, reader: Reader, placed: boolean, fresh: string, previous: HolderRecord | undefined) {
     this.path = path;
     this.#dir = dir;
     this.#name = name;
@@ -205,11 +207,33 @@ export class Claim {
       const st = lstatAt(dir, name, 'cannot hold');
       if (st !== undefined && !isFifo(st.mode)) throw notFifo(path, st.mode);
       if (st !== undefined) refuseForeign(path, st);
-      const lock = takeLock(dir, name, path, !shared);
+      if (!shared) {
+        const lock = takeLock(dir, name, path, true);
+        try {
+          return Claim.#takeExclusive(path, dir, name, mode, lock);
+        } catch (err) {
+          releaseLock(dir, lock, true);
+          throw err;
+        }
+      }
+      // Shared: a reader of the FIFO there before the lock. A holder that leaves while we start, and
+      // sees our shared lock, is not the last and lets go; we must be reading by then, or the FIFO reads
+      // dead until we are. A FIFO others could read (never one a proc-alive pool made) that is alive
+      // may be read by another user: that is refused, as for an exclusive start.
+      const suspect = st !== undefined && (st.mode & 0o044) !== 0 && probeAt(dir, name, 'cannot hold') === 'alive';
+      if (suspect) throw heldError(dir, name, path, true);
+      const early = st === undefined ? undefined : openExisting(dir, name, path);
+      let lock: Lock;
       try {
-        return shared ? Claim.#takeShared(path, dir, name, mode, lock) : Claim.#takeExclusive(path, dir, name, mode, lock);
+        lock = takeLock(dir, name, path, false);
       } catch (err) {
-        releaseLock(dir, lock, !shared);
+        if (early !== undefined) closeIfSame(early.fd, early);
+        throw err;
+      }
+      try {
+        return Claim.#takeShared(path, dir, name, mode, lock, early);
+      } catch (err) {
+        releaseLock(dir, lock, false);
         throw err;
       }
     } catch (err) {
@@ -236,7 +260,13 @@ export class Claim {
     return new Claim(path, dir, name, false, lock, reader, false, fresh, previous);
   }
 
-  static #takeShared(path: string, dir: Dir, name: string, mode: number | undefined, lock: Lock): Claim {
+  static #takeShared(path: string, dir: Dir, name: string, mode: number | undefined, lock: Lock, early: Reader | undefined): Claim {
+    if (early !== undefined) {
+      // Still the FIFO at the name (a last holder may have removed it meanwhile): ours to keep.
+      const now = lstatAt(dir, name, 'cannot hold');
+      if (now !== undefined && now.dev === early.dev && now.ino === early.ino) return new Claim(path, dir, name, true, lock, early, true, '', undefined);
+      closeIfSame(early.fd, early);
+    }
     const existing = openExisting(dir, name, path);
     if (existing !== undefined) return new Claim(path, dir, name, true, lock, existing, true, '', undefined);
     const fresh = privateName(dir, name, 'new');
@@ -279,14 +309,23 @@ export class Claim {
     this.#placed = true;
   }
 
-  /** Writes the record; a failure is a warning, never a reason to stop holding. */
+  /** Writes the record; a failure is a warning (said once per reason), never a reason to stop holding. */
   writeRecord(record: HolderRecord): void {
     this.#record = record;
     try {
       writeFileAt(this.#dir, recordNameOf(this.#name), recordText(record), 0o644, 'cannot write the holder record');
     } catch (err) {
-      this.#emit('warning', asError(err, this.path));
+      this.#warnRecord(err);
     }
+  }
+
+  #recordWarnings = new Set<string>();
+
+  #warnRecord(err: unknown): void {
+    const e = asError(err, this.path);
+    if (this.#recordWarnings.has(e.code)) return;
+    this.#recordWarnings.add(e.code);
+    this.#emit('warning', e);
   }
 
   /**
@@ -310,7 +349,7 @@ export class Claim {
       try {
         fn();
       } catch (err) {
-        this.#emit('warning', asError(err, this.path));
+        this.#warnRecord(err);
       }
     };
     const dir = this.#dir;
@@ -324,7 +363,7 @@ export class Claim {
       if (lockInPlace(dir, this.#lock)) {
         aboutRecord(() => {
           if (this.#previous === undefined) unlinkAt(dir, recordName, undefined, 'cannot remove the holder record');
-          else writeFileAt(dir, recordName, this.#previous.toString('utf8'), 0o644, 'cannot put the holder record back');
+          else writeFileAt(dir, recordName, recordText(this.#previous), 0o644, 'cannot put the holder record back');
         });
         attempt(() => unlinkAt(dir, this.#lock.name, this.#lock, 'cannot remove the lock file'));
       }
@@ -365,14 +404,25 @@ export class Claim {
    */
   #stopCleanly(): void {
     const dir = this.#dir;
-    const st = lstatAt(dir, this.#name, 'cannot remove the FIFO');
-    if (st === undefined || st.dev !== this.#reader.dev || st.ino !== this.#reader.ino) {
-      this.#closeReader(); // not ours any more: nothing to remove
-      return;
+    let away: string | undefined;
+    try {
+      const st = lstatAt(dir, this.#name, 'cannot remove the FIFO');
+      if (st !== undefined && st.dev === this.#reader.dev && st.ino === this.#reader.ino) {
+        try {
+          away = privateName(dir, this.#name, 'old');
+          renameAt(dir, this.#name, away, false, 'cannot remove the FIFO');
+        } catch {
+          // No private name to keep it under: removed outright (a child that inherited the reader then
+          // reads a FIFO without a name).
+          away = undefined;
+          unlinkAt(dir, this.#name, this.#reader, 'cannot remove the FIFO');
+        }
+      }
+    } finally {
+      // Whatever failed above, the reader goes: a holder that was closed must not keep the target alive.
+      this.#closeReader();
     }
-    const away = privateName(dir, this.#name, 'old');
-    renameAt(dir, this.#name, away, false, 'cannot remove the FIFO');
-    this.#closeReader();
+    if (away === undefined) return;
     if (probeAt(dir, away, 'cannot remove the FIFO') === 'alive') {
       try {
         renameAt(dir, away, this.#name, true, 'cannot put the FIFO back');
@@ -398,9 +448,11 @@ export class Claim {
    * it never keeps the process alive by itself.
    */
   guard(): void {
-    const names = new Set([this.#name, lockNameOf(this.#name), recordNameOf(this.#name)]);
+    const watched = watchable(this.#dir);
+    // Events about the directory itself (moved, removed) carry the last component of what is watched.
+    const names = new Set([this.#name, lockNameOf(this.#name), recordNameOf(this.#name), basename(String(watched))]);
     try {
-      this.#watcher = fs.watch(watchable(this.#dir), { persistent: false, encoding: 'buffer' }, (_event, file) => {
+      this.#watcher = fs.watch(watched, { persistent: false, encoding: 'buffer' }, (_event, file) => {
         if (file === null || names.has(decodeName(file))) this.#scheduleCheck();
       });
       this.#watcher.on('error', (err) => {
@@ -421,12 +473,21 @@ export class Claim {
     });
   }
 
-  /** Compares what is in the directory with what we hold, and puts back what is missing. */
+  /**
+   * Compares what is in the directory with what we hold, and puts back what is missing. Runs on each
+   * event of the guard's watch, and once when the holder has placed its FIFO (what was removed before
+   * the watch was up is seen then).
+   */
+  check(): void {
+    if (!this.#released) this.#check();
+  }
+
   #check(): void {
     const dir = this.#dir;
-    if (dirRemoved(dir)) {
+    const moved = dirRemoved(dir) ? 'removed' : dirMoved(dir) ? 'moved or replaced' : undefined;
+    if (moved !== undefined) {
       this.#watcher?.close();
-      this.#emit('compromised', { what: 'directory', message: `its directory ${dir.path} was removed: checks now say absent` });
+      this.#emit('compromised', { what: 'directory', message: `its directory ${dir.path} was ${moved}: checks of ${this.path} do not see it` });
       return;
     }
     try {
@@ -472,7 +533,16 @@ export class Claim {
         if (!(err instanceof ProcAliveError && err.code === 'EEXIST')) throw err;
       }
     }
-    if (next === undefined && this.shared) next = openExisting(dir, this.#name, this.path);
+    let joined = false;
+    if (next === undefined && this.shared) {
+      try {
+        next = openExisting(dir, this.#name, this.path);
+        joined = next !== undefined;
+      } catch (err) {
+        this.#emit('compromised', { what: 'fifo', message: `its FIFO was replaced, by one it will not join (${err instanceof Error ? err.message.replace(`${this.path}: `, '') : String(err)})` });
+        return;
+      }
+    }
     if (next === undefined) {
       this.#emit('compromised', { what: 'fifo', message: 'its FIFO was removed and something else took its name' });
       return;
@@ -481,7 +551,7 @@ export class Claim {
     const fd = moveFd(next.fd, was);
     this.#reader = { fd, dev: next.dev, ino: next.ino };
     const moved = fd === was ? '' : ` (its reader is now fd ${fd}, not ${was})`;
-    this.#emit('restored', { what: 'fifo', message: `its FIFO was ${st === undefined ? 'removed; made again' : 'replaced; joined the new one'}${moved}` });
+    this.#emit('restored', { what: 'fifo', message: `its FIFO was ${joined ? `${st === undefined ? 'removed' : 'replaced'}; joined the one another holder put there` : 'removed; made again'}${moved}` });
   }
 }
 
@@ -571,16 +641,23 @@ function readRecordAt(dir: Dir, name: string): HolderRecord | undefined {
   return 'record' in parsed ? parsed.record : undefined;
 }
 
-/** The bytes of the record there now, if trusted, to put back if a start fails. */
-function readTrustedRecord(dir: Dir, name: string, fifoUid: number | undefined): Buffer | undefined {
+/**
+ * The record there now, to put back if a start fails: only one that is trusted (one link, a trusted
+ * owner) and valid, and it is put back as a record (re-serialised), never as the bytes that were there.
+ */
+function readTrustedRecord(dir: Dir, name: string, fifoUid: number | undefined): HolderRecord | undefined {
   const file = readSmallFileAt(dir, recordNameOf(name), RECORD_MAX_BYTES, trustedOwners(dir, fifoUid));
-  return file !== undefined && 'data' in file ? file.data : undefined;
+  if (file === undefined || !('data' in file)) return undefined;
+  const parsed = parseRecord(file.data);
+  return 'record' in parsed ? parsed.record : undefined;
 }
 
 /** The error for a target someone else holds, naming them when their record does. */
 function heldError(dir: Dir, name: string, path: string, foreign: boolean): ProcAliveError {
   const record = readRecordAt(dir, name);
-  const who = record === undefined ? '' : ` by pid ${record.pid} (${escapeText(record.command.join(' '))})`;
+  // Not escaped here: whoever prints it escapes it (the CLI does), and a program gets the text as is.
+  const gone = record !== undefined && recordProcessGone(record) ? ', which is gone: a child it started holds it' : '';
+  const who = record === undefined ? '' : ` by pid ${record.pid} (${record.command.join(' ')})${gone}`;
   const reason = foreign && record === undefined ? 'already held by a process that keeps no record (not proc-alive)' : `already held${who}`;
   return new ProcAliveError('EHELD', reason, { path });
 }
@@ -655,8 +732,10 @@ export function hold(target: string, options: HoldOptions = {}): Holder {
   const shared = options.shared ?? false;
   const claim = Claim.take(target, options.mode, shared);
   const holder = new FifoHolder(target, claim, options.keep ?? false);
-  // The record before the FIFO turns alive, so that a contender turned away by the lock can name us;
-  // for a shared claim (alive already), only now that it holds.
+  // The watch first: what is removed from now on is seen. Then the record, before the FIFO turns alive,
+  // so that a contender turned away by the lock can name us (for a shared claim, alive already, only
+  // now that it holds). Then one look, for what was removed before the watch was up.
+  claim.guard();
   claim.writeRecord(newRecord(process.pid, process.argv, shared));
   try {
     claim.place();
@@ -664,6 +743,6 @@ export function hold(target: string, options: HoldOptions = {}): Holder {
     claim.release({ clean: true });
     throw err;
   }
-  claim.guard();
+  claim.check();
   return holder;
 }

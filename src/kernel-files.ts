@@ -22,7 +22,7 @@ import * as fs from 'node:fs';
 import { createRequire } from 'node:module';
 import { constants as osConstants } from 'node:os';
 import { join } from 'node:path';
-import { ProcAliveError, errnoError } from './errors.js';
+import { ProcAliveError, aboutPath, errnoError } from './errors.js';
 import { cPath, codeOf, errnoName, isFifo, kindOf, loadLibc, type State } from './kernel.js';
 import { decodeName, fsPath } from './text.js';
 
@@ -72,7 +72,14 @@ function viaProc(fd: number, st: fs.Stats): boolean {
 
 /** What to hand to fs for entry `name` of `d`. */
 export function at(d: Dir, name: string): string | Buffer {
-  return fsPath(procFd === true ? `/proc/self/fd/${d.fd}/${name}` : join(d.path, name));
+  if (procFd === true) return fsPath(`/proc/self/fd/${d.fd}/${name}`);
+  // Without /proc the directory is reached by its path again: it must still be the one opened. (A window
+  // remains between this look and the call that follows: see README, "Security".)
+  const now = fs.statSync(fsPath(d.path), { throwIfNoEntry: false });
+  if (now === undefined || now.dev !== d.dev || now.ino !== d.ino) {
+    throw new ProcAliveError('EMOVED', 'its directory was moved or replaced since it was opened', { path: d.path });
+  }
+  return fsPath(join(d.path, name));
 }
 
 /** The path of entry `name` of `d`, for messages. */
@@ -116,6 +123,16 @@ export function dirRemoved(d: Dir): boolean {
   }
 }
 
+/** Whether `d`'s path now names another directory, or none (it was moved, or replaced). */
+export function dirMoved(d: Dir): boolean {
+  try {
+    const now = fs.statSync(fsPath(d.path), { throwIfNoEntry: false });
+    return now === undefined || now.dev !== d.dev || now.ino !== d.ino;
+  } catch {
+    return true;
+  }
+}
+
 /**
  * Checks that `st` (of the default directory, not followed if a symlink) is a directory a holder can
  * trust: not a symlink, owned by this user or by root, not writable by group or others. Anyone who can
@@ -123,7 +140,8 @@ export function dirRemoved(d: Dir): boolean {
  */
 function refuseUnsafe(path: string, st: fs.Stats): void {
   if (st.isSymbolicLink()) {
-    throw new ProcAliveError('EUNSAFEDIR', 'default directory is a symbolic link (set PROC_ALIVE_DIR to the directory itself)', { path });
+    const whose = st.uid === euid() ? '' : ` of uid ${st.uid}`;
+    throw new ProcAliveError('EUNSAFEDIR', `default directory is a symbolic link${whose}: remove it, or set PROC_ALIVE_DIR to a directory of yours`, { path });
   }
   if (!st.isDirectory()) throw new ProcAliveError('ENOTDIR', `default directory is a ${kindOf(st.mode)}`, { path });
   const uid = euid();
@@ -203,7 +221,11 @@ export function lstatAt(d: Dir, name: string, doing: string): fs.Stats | undefin
 /** What an entry must be before it is opened. */
 export interface Expect {
   kind: 'file' | 'fifo';
-  /** Owners it may have (uids); any if omitted. */
+  /**
+   * Owners it may have (uids); any if omitted. An entry trusted by its owner must also have one link:
+   * a hard link another user made to a file of root's (fs.protected_hardlinks=0) has root's owner, and
+   * would make a holder read, lock or chmod a file outside the directory.
+   */
   owners?: readonly number[];
   /** Take read permission for group and others off a FIFO before opening it (see openReaderAt). */
   tighten?: boolean;
@@ -217,6 +239,9 @@ function refuseKind(path: string, st: fs.Stats, expect: Expect): void {
   }
   if (expect.owners !== undefined && !expect.owners.includes(st.uid)) {
     throw new ProcAliveError('EFOREIGN', `owned by uid ${st.uid}, not by ${expect.owners.map((u) => `uid ${u}`).join(' or ')}`, { path });
+  }
+  if (expect.owners !== undefined && st.nlink !== 1) {
+    throw new ProcAliveError('EFOREIGN', `has ${st.nlink} hard links (another name for it may be someone else's)`, { path });
   }
 }
 
@@ -258,13 +283,15 @@ export function openAt(d: Dir, name: string, flags: number, expect: Expect, doin
   if (st === undefined) return undefined;
   try {
     refuseKind(path, st, expect);
-    if (expect.tighten && (st.mode & 0o044) !== 0) fs.chmodSync(at(d, name), st.mode & 0o7733);
     const fd = fs.openSync(at(d, name), flags | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
     const now = fs.fstatSync(fd);
     if (now.dev !== st.dev || now.ino !== st.ino) {
       fs.closeSync(fd);
       throw new ProcAliveError('ENOTFIFO', 'replaced while being opened', { path });
     }
+    // Without /proc there is no handle to chmod before opening: on the fd, so never through a name
+    // someone swapped a symlink in at since the lstat.
+    if (expect.tighten && (st.mode & 0o044) !== 0) fs.fchmodSync(fd, st.mode & 0o7733);
     return { fd, st };
   } catch (err) {
     if (codeOf(err) === 'ENOENT') return undefined;
@@ -290,7 +317,12 @@ export function createFileAt(d: Dir, name: string, mode: number, doing: string):
  */
 export function writeFileAt(d: Dir, name: string, text: string, mode: number, doing: string): void {
   const temp = `${name}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
-  const fd = createFileAt(d, temp, mode, doing);
+  let fd: number;
+  try {
+    fd = createFileAt(d, temp, mode, doing);
+  } catch (err) {
+    throw aboutPath(err, shown(d, name)); // said of the file being written, not of its temporary
+  }
   try {
     const data = Buffer.from(text);
     for (let off = 0; off < data.length; ) off += fs.writeSync(fd, data, off);
@@ -574,6 +606,8 @@ export function flockFd(fd: number, exclusive: boolean, path: string): boolean {
     env: { ...process.env, LC_ALL: 'C' },
   });
   if (r.error !== undefined) {
+    const code = codeOf(r.error);
+    if (code !== 'ENOENT') throw errnoError(code, path, 'cannot lock (koffi did not load, and flock(1) could not be run)', r.error);
     throw new ProcAliveError('ENOLOCK', 'cannot lock: koffi did not load and no flock program was found', { path, cause: r.error });
   }
   if (r.status === 0) return true;
@@ -592,8 +626,10 @@ export function lockAt(d: Dir, name: string, exclusive: boolean, doing: string):
   for (;;) {
     let fd: number;
     let st: fs.Stats;
+    let made = false;
     try {
       fd = fs.openSync(at(d, name), O_RDONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY, 0o600);
+      made = true;
       st = fs.fstatSync(fd);
     } catch (err) {
       if (codeOf(err) !== 'EEXIST') throw errnoError(codeOf(err), shown(d, name), doing, err);
@@ -615,6 +651,8 @@ export function lockAt(d: Dir, name: string, exclusive: boolean, doing: string):
       if (now !== undefined && now.dev === st.dev && now.ino === st.ino) return { fd, dev: st.dev, ino: st.ino, name };
     } catch (err) {
       fs.closeSync(fd);
+      // A lock file this call made and could not lock (EMFILE for flock(1), ...) is not left behind.
+      if (made) unlinkAt(d, name, st);
       throw err;
     }
     fs.closeSync(fd);
@@ -628,8 +666,11 @@ function badLock(d: Dir, name: string, err: unknown): unknown {
   if (err.code === 'ENOTFILE' && st !== undefined) {
     return new ProcAliveError('EBADLOCK', `lock file is a ${kindOf(st.mode)}, not a regular file`, { path: shown(d, name) });
   }
-  if (err.code === 'EFOREIGN' && st !== undefined) {
+  if (err.code === 'EFOREIGN' && st !== undefined && st.uid !== euid()) {
     return new ProcAliveError('EBADLOCK', `lock file is owned by uid ${st.uid}, not by you (uid ${euid()}): another user could hold it for ever`, { path: shown(d, name) });
+  }
+  if (err.code === 'EFOREIGN' && st !== undefined) {
+    return new ProcAliveError('EBADLOCK', `lock file has ${st.nlink} hard links: another name for it may be another program's lock`, { path: shown(d, name) });
   }
   return err;
 }

@@ -371,6 +371,30 @@ export function listTargets(dir: string): string[] {
 // ---------------------------------------------------------------------------------------------------
 // Processes (for holder records, which are information only).
 
+/**
+ * `args` (the end of process.argv) as the kernel has them: Node decodes arguments as UTF-8 and puts
+ * U+FFFD for what is not, so a path given in bytes that are not UTF-8 would name another file. From
+ * /proc/self/cmdline, decoded so that such bytes round-trip (text.ts); `args` itself where that is not
+ * available or does not line up.
+ */
+export function rawArguments(args: string[]): string[] {
+  let data: Buffer;
+  try {
+    data = fs.readFileSync('/proc/self/cmdline');
+  } catch {
+    return args;
+  }
+  const all: Buffer[] = [];
+  for (let start = 0; start < data.length; ) {
+    const end = data.indexOf(0, start);
+    all.push(data.subarray(start, end < 0 ? data.length : end));
+    start = end < 0 ? data.length : end + 1;
+  }
+  const raw = all.slice(all.length - args.length);
+  if (raw.length !== args.length || raw.some((b, i) => b.toString('utf8') !== args[i])) return args;
+  return raw.map((b) => decodeName(b));
+}
+
 let pidns: string | undefined | null;
 
 /** The PID namespace this process is in (Linux: `pid:[4026531836]`), when known. */

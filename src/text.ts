@@ -74,9 +74,10 @@ function isHigh(u: number): boolean {
 
 const NAMED: Record<string, string> = { '\n': '\\n', '\r': '\\r', '\t': '\\t', '\\': '\\\\' };
 
-// C0, DEL, C1; lone surrogates; the bidirectional controls (LRM, RLM, ALM, LRE..RLO, LRI..PDI), which
-// reorder what follows them on screen ("Trojan Source", CVE-2021-42574).
-const UNSAFE = /[\u0000-\u001f\u007f-\u009f\\\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
+// C0, DEL, C1; the line and paragraph separators (U+2028, U+2029: some terminals break a line there);
+// lone surrogates; the bidirectional controls (LRM, RLM, ALM, LRE..RLO, LRI..PDI), which reorder what
+// follows them on screen ("Trojan Source", CVE-2021-42574).
+const UNSAFE = /[\u0000-\u001f\u007f-\u009f\\\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
 
 /**
  * `text` with everything a terminal would act on made visible: `\n`, `\t`, `\x1b`, `\u202e`, and an

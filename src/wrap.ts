@@ -150,6 +150,7 @@ export function wrap(target: string, command: string, args: readonly string[] = 
     throw err;
   }
   claim.events = emit;
+  claim.guard();
   const path = claim.path;
   w.path = path;
   const argv = [command, ...args];
@@ -201,7 +202,7 @@ export function wrap(target: string, command: string, args: readonly string[] = 
       started.kill('SIGTERM');
       return;
     }
-    claim.guard();
+    claim.check();
     setAlive();
   };
 
@@ -212,12 +213,12 @@ export function wrap(target: string, command: string, args: readonly string[] = 
         emit('warning', new ProcAliveError(err.code ?? 'EIO', `cannot pass a signal on to the command (pid ${started.pid}): ${err.message}`, { path }));
         return;
       }
-      unhook();
       const code = err.code ?? 'EIO';
       const why =
         code === 'ENOENT' ? 'command not found' : code === 'EACCES' ? 'permission denied (not executable?)' : err.message;
       const failure = new ProcAliveError(code, `cannot run '${escapeText(command)}': ${why}`, { cause: err });
       for (const problem of claim.release({ clean: true })) emit('warning', problem);
+      unhook();
       failAlive(failure);
       reject(failure);
     });
@@ -239,13 +240,15 @@ export function wrap(target: string, command: string, args: readonly string[] = 
     }
 
     started.once('exit', (code, signal) => {
-      unhook();
       const clean = code === 0 || (signal !== null && stopping.has(signal));
       const status = code ?? 128 + (osConstants.signals[signal as NodeJS.Signals] ?? 0);
       // A grandchild that kept the ready channel open must not keep this process running.
       if (ready) readyChannel(started)?.destroy();
       if (record === undefined) failAlive(new ProcAliveError('ENOTREADY', `'${escapeText(command)}' ended before it was ready`, { path }));
       for (const problem of claim.release({ clean, exit: { code, signal, at: new Date().toISOString() } })) emit('warning', problem);
+      // Only now: while the handlers are there, a second SIGTERM during the clean-up is passed on (to a
+      // command that is gone: ignored), not the default action that would end us half-way.
+      unhook();
       resolve({ code, signal, status, clean });
     });
   });

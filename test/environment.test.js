@@ -66,7 +66,7 @@ test('a default directory that is a symlink is refused, and nothing is made thro
   for (const args of [['run', 'web', '1'], ['check', 'web'], ['status']]) {
     const r = cli(args, { env });
     assert.equal(r.code, args[0] === 'run' ? 125 : 4, `${args[0]}: ${r.stderr}`);
-    assert.match(r.stderr, /default directory is a symbolic link \(set PROC_ALIVE_DIR to the directory itself\)\n$/);
+    assert.match(r.stderr, /default directory is a symbolic link: remove it, or set PROC_ALIVE_DIR to a directory of yours\n$/);
   }
   assert.deepEqual(readdirSync(victim), []);
   assert.equal(statSync(victim).mode & 0o777, 0o755);

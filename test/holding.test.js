@@ -345,3 +345,79 @@ test('systemd-tmpfiles ageing: the default directory is skipped while held; else
   await kill(named, 'SIGTERM');
   await kill(pathed, 'SIGTERM');
 });
+
+/** Starts the CLI under strace, one syscall delayed (`inject`), and returns [strace child, the CLI's pid]. */
+async function underStrace(t, inject, args) {
+  const s = await start(t, 'strace', ['-f', '-qq', '-o', '/dev/null', '-e', `trace=${inject.split(':')[0]}`, '-e', `inject=${inject}`, process.execPath, BIN, ...args]);
+  let pid;
+  await until(() => {
+    const out = spawnSync('pgrep', ['-P', String(s.pid)], { encoding: 'utf8' }).stdout.trim();
+    pid = Number(out.split('\n')[0]);
+    return pid > 0;
+  }, 'the traced process');
+  return [s, pid];
+}
+
+/** Whether `pid` is stopped by its tracer (strace holding a delayed syscall). */
+const traceStopped = (pid) => {
+  try {
+    return readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /, '')[0] === 't';
+  } catch {
+    return false;
+  }
+};
+
+test('a holder stalled right after it placed its FIFO still notices what was removed meanwhile, and says so', { skip: !existsSync('/usr/bin/strace') && 'no strace' }, async (t) => {
+  const dir = tmp(t);
+  const path = join(dir, 'a');
+  // The second rename(2) is the one that puts the FIFO in place (the first writes the record).
+  const [a, aPid] = await underStrace(t, 'rename:delay_exit=3000000:when=2', ['run', path, '30']);
+  await until(() => traceStopped(aPid) && existsSync(path), 'A stalled with its FIFO in place');
+  rmSync(path);
+  rmSync(join(dir, '.a.lock'));
+  const b = await startRunner(t, path, ['30']);
+  await until(() => /lock file was removed and another holder has taken the new one/.test(a.stderrText()), 'A says its lock is lost');
+  await until(() => /FIFO was replaced by another FIFO/.test(a.stderrText()), 'A says its FIFO is lost');
+  await kill(b, 'SIGTERM');
+  process.kill(aPid, 'SIGTERM'); // strace, when killed, would leave it running
+  await a.exited;
+});
+
+test('a shared holder that leaves while another starts never leaves the FIFO without a reader', { skip: !existsSync('/usr/bin/strace') && 'no strace' }, async (t) => {
+  const dir = tmp(t);
+  const path = join(dir, 's');
+  const leaver = await startRunner(t, path, ['--shared', '30']);
+  const seen = await checkedDuring(t, path, async () => {
+    // The newcomer stalls right after taking its shared lock: the leaver sees it, and is not the last.
+    const [n, nPid] = await underStrace(t, 'flock:delay_exit=1500000:when=1', ['run', '--shared', path, '30']);
+    await until(() => traceStopped(nPid), 'the newcomer holds the shared lock, stalled');
+    await kill(leaver, 'SIGTERM');
+    await until(() => !traceStopped(nPid) && state(path).state === 'alive', 'the newcomer holds');
+    process.kill(nPid, 'SIGTERM');
+    await n.exited;
+  });
+  assert.ok(!seen.includes('dead'), seen.join(' → '));
+});
+
+test('signals in a flood never cut a clean stop short', async (t) => {
+  const dir = tmp(t);
+  for (const args of [['30'], ['--', 'sleep', '30']]) {
+    const path = join(dir, `p${args.length}`);
+    const r = await startRunner(t, path, args);
+    for (let i = 0; i < 20; i++) r.kill('SIGTERM');
+    const [code, signal] = await r.exited;
+    assert.deepEqual([code, signal], [args.length === 1 ? 0 : 143, null], r.stderrText());
+    assert.equal(state(path).state, 'absent');
+  }
+  assert.deepEqual(readdirSync(dir), [], 'nothing left');
+});
+
+test('a directory moved away from under a holder is reported', async (t) => {
+  const top = tmp(t);
+  const dir = join(top, 'd');
+  mkdirSync(dir);
+  const r = await startRunner(t, join(dir, 'p'), ['30']);
+  execFileSync('mv', [dir, join(top, 'e')]);
+  await until(() => /its directory .* was moved or replaced/.test(r.stderrText()), 'said so');
+  await kill(r, 'SIGTERM');
+});

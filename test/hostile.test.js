@@ -211,3 +211,64 @@ test('names and records are printed escaped: a name cannot rewrite the screen or
   assert.equal(st.code, 1, st.stderr);
   assert.match(st.stdout, /^w\\xffeb +dead *\n$/);
 });
+
+/** Runs `fn` with fs.protected_hardlinks off (as on some systems), restoring it whatever happens. */
+async function withoutProtectedHardlinks(fn) {
+  const file = '/proc/sys/fs/protected_hardlinks';
+  const before = readFileSync(file, 'utf8').trim();
+  writeFileSync(file, '0');
+  try {
+    return await fn();
+  } finally {
+    writeFileSync(file, before);
+  }
+}
+
+test('hard links another user makes to root\'s files are never trusted: not read back, not locked, not chmod\'ed, not joined', { skip: AS_ROOT }, async (t) => {
+  const shared = tmp(t, 0o1777);
+  const outside = tmp(t, 0o755);
+  const secret = join(outside, 'secret');
+  writeFileSync(secret, JSON.stringify({ pid: 1, started: new Date().toISOString(), command: ['TOP SECRET'], hostname: 'h', shared: false, version: '1' }), { mode: 0o600 });
+  const cronLock = join(outside, 'cron.lock');
+  writeFileSync(cronLock, '', { mode: 0o644 });
+  const alive = join(outside, 'alive');
+  execFileSync('mkfifo', ['-m', '644', alive]);
+  await withoutProtectedHardlinks(async () => {
+    runAs(NOBODY, 'ln', [secret, join(shared, '.x.json')]);
+    runAs(NOBODY, 'ln', [cronLock, join(shared, '.y.lock')]);
+    runAs(NOBODY, 'ln', [alive, join(shared, 'hl')]);
+  });
+  // The record: not trusted (two links), so not put back after a failed start, and not shown.
+  const x = cli(['run', join(shared, 'x'), '--', join(shared, 'no-such-command')]);
+  assert.equal(x.code, 127);
+  assert.equal(statSync(secret).mode & 0o777, 0o600);
+  assert.equal(statSync(secret).nlink, 1, 'the planted name was replaced (a record is written by rename), not written through');
+  for (const n of readdirSync(shared)) {
+    if (lstatSync(join(shared, n)).isFile()) assert.doesNotMatch(readFileSync(join(shared, n), 'utf8'), /TOP SECRET/);
+  }
+  assert.doesNotMatch(cli(['status', join(shared, 'x')]).stdout, /TOP SECRET/);
+  // The lock file: refused, so the other tool's lock is never taken.
+  const y = cli(['run', join(shared, 'y'), '1']);
+  assert.equal(y.code, 125);
+  assert.match(y.stderr, /lock file .*2 hard links|has 2 hard links/);
+  execFileSync('flock', ['-n', cronLock, 'true']);
+  // The FIFO: never joined nor tightened (it is the name of another target too).
+  const hl = cli(['run', '--shared', join(shared, 'hl'), '1']);
+  assert.equal(hl.code, 125, hl.stderr);
+  assert.match(hl.stderr, /has 2 hard links/);
+  assert.equal(statSync(alive).mode & 0o777, 0o644);
+  assert.equal(state(alive).state, 'dead');
+});
+
+test("--shared never joins a FIFO that another user may already read", { skip: AS_ROOT }, async (t) => {
+  const shared = tmp(t, 0o1777);
+  const v = join(shared, 'v');
+  execFileSync('mkfifo', ['-m', '644', v]); // as the seed's C runner leaves it
+  const reader = spawn('setpriv', [`--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups', '--', process.execPath, '-e',
+    `const fs = require('fs'); fs.openSync(${JSON.stringify(v)}, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK); console.log('open'); setInterval(() => {}, 1e6);`], { stdio: ['ignore', 'pipe', 'inherit'] });
+  t.after(() => reader.kill('SIGKILL'));
+  await once(reader.stdout, 'data');
+  const r = cli(['run', '--shared', v, '1']);
+  assert.equal(r.code, 75, r.stderr);
+  assert.match(r.stderr, /already held by a process that keeps no record/);
+});
