@@ -49,9 +49,8 @@ export const MAX_EVENTS = 1024;
 /** inotify reads: a multiple of any record's size (16 bytes + NAME_MAX + 1 at most). */
 const READ_SIZE = 64 * 1024;
 
-/** A struct epoll_event whose 64-bit data is the fd (low half) and a serial (high half). */
-export function epollEvent(events: number, fd: number, serial: number): Buffer {
-  const b = Buffer.alloc(EVENT_SIZE);
+/** A struct epoll_event whose 64-bit data is the fd (low half) and a serial (high half), in `b` if given. */
+export function epollEvent(events: number, fd: number, serial: number, b: Buffer = Buffer.alloc(EVENT_SIZE)): Buffer {
   b.writeUInt32LE(events >>> 0, 0);
   b.writeInt32LE(fd, DATA_OFFSET);
   b.writeUInt32LE(serial >>> 0, DATA_OFFSET + 4);

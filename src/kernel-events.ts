@@ -19,6 +19,7 @@ import { Worker } from 'node:worker_threads';
 import { ProcAliveError, errnoError } from './errors.js';
 import {
   EPOLL,
+  EVENT_SIZE,
   IN,
   O_CLOEXEC,
   O_NONBLOCK,
@@ -92,6 +93,7 @@ export class EventSource {
   #ready = false;
   #serial = 0;
   #drainBuffers: HarvestBuffers | undefined;
+  #event: Buffer | undefined;
   #exited: Promise<void>;
 
   constructor(c: Calls, koffiPath: string, libName: string, on: SourceEvents) {
@@ -206,7 +208,9 @@ export class EventSource {
   watchWriter(fd: number): number | string {
     const serial = this.#nextSerial();
     // No event asked for: EPOLLERR is always reported (epoll_ctl(2)); EPOLLONESHOT disarms it after once.
-    if (this.#c.epoll_ctl(this.#fds.epfd, EPOLL.CTL_ADD, fd, epollEvent(EPOLL.ONESHOT, fd, serial)) !== 0) return errnoName(this.#c.errno());
+    // One buffer for every call: epoll_ctl copies it.
+    this.#event ??= Buffer.alloc(EVENT_SIZE);
+    if (this.#c.epoll_ctl(this.#fds.epfd, EPOLL.CTL_ADD, fd, epollEvent(EPOLL.ONESHOT, fd, serial, this.#event)) !== 0) return errnoName(this.#c.errno());
     return serial;
   }
 

@@ -42,7 +42,7 @@ import * as fs from 'node:fs';
 import { basename, dirname, join, resolve as resolvePath } from 'node:path';
 import { ProcAliveError, errnoError } from './errors.js';
 import { IN, openEventSource, type EventSource, type InotifyEvent, type FdWatch, type ReadyKind } from './kernel-events.js';
-import { closeWriter, isServiceDir, openWriter, type State } from './kernel.js';
+import { closeWriter, isServiceDir, probeEntry, probeWriter, type State } from './kernel.js';
 import { decodeName, fsPath } from './text.js';
 
 export type WatchState = State | 'unknown';
@@ -68,14 +68,17 @@ export interface StateChange {
  */
 export type FollowMode = 'wait' | 'watch' | 'member';
 
-/** Who is told about a followed path. Implemented by waits and watchers; one object per target. */
+/**
+ * Who is told about followed paths: a watcher, a wait. One object can follow many paths (it is told
+ * which): there may be 10,000, and a closure or an object per path would cost memory per path.
+ */
 export interface Follower {
-  /** A change of state. The first (previous: null) comes from follow() itself. */
-  change(change: StateChange): void;
-  /** Mode 'watch', while the path is a directory of targets: entries that changed, or null to list it all. */
-  entries?(names: string[] | null): void;
-  /** The path is polled now, not watched (err says why: EACCES, ENOSPC, ...), or watched again (null). */
-  degraded?(err: ProcAliveError | null): void;
+  /** A change of state of `f`. The first (previous: null) comes from follow() itself. */
+  change(f: Followed, change: StateChange): void;
+  /** Mode 'watch', while `f` is a directory of targets: entries that changed, or null to list it all. */
+  entries?(f: Followed, names: string[] | null): void;
+  /** `f` is polled now, not watched (err says why: EACCES, ENOSPC, ...), or watched again (null). */
+  degraded?(f: Followed, err: ProcAliveError | null): void;
 }
 
 /** How the monitor learns of changes: 'events' (epoll and inotify) or 'polling'. */
@@ -107,18 +110,26 @@ const MAX_LINKS = 40; // as the kernel's path walk (path_resolution(7)): then EL
 const now = (): number => performance.timeOrigin + performance.now();
 
 // What a followed path is (Followed.kind).
-const TARGET = 0; // a FIFO, a service directory's supervise/ok, nothing, or something that is no FIFO
-const DIRECTORY = 1; // mode 'watch': a directory of targets
+export const TARGET = 0; // a FIFO, a service directory's supervise/ok, nothing, or something that is no FIFO
+export const DIRECTORY = 1; // mode 'watch': a directory of targets
 const NOTHING = 2; // mode 'member': a plain directory, not a service directory (yet)
 
-/** A watched directory: who follows which of its names, and who follows all of it. */
+/**
+ * A watched directory: who follows which of its entries, and who follows all of it. Entries are keyed by
+ * their path as a follower spelt it (the followed path itself, usually: no string is made per target),
+ * so an event's name is looked up under each spelling of the directory seen (a symbolic link on the way,
+ * a trailing slash).
+ */
 class DirWatch {
   wd: number;
+  /** The directory's spellings, each ending in '/'. */
+  prefixes: string[];
   readonly names = new Map<string, Followed | Followed[]>();
   whole: Followed[] = [];
   uses = 0;
-  constructor(wd: number) {
+  constructor(wd: number, prefix: string) {
     this.wd = wd;
+    this.prefixes = [prefix];
   }
 }
 
@@ -131,41 +142,94 @@ class FifoWatch {
   }
 }
 
-/** One followed path in one mode, shared by everyone who follows it so. Kept small: there may be 10,000. */
-class Followed {
+/** What only some followed paths need: kept apart, so that the others do not pay for it. */
+interface Extra {
+  /** What the state is of, where that is not the path itself (see Followed.final). */
+  final?: string | undefined;
+  /** Why its state is unknown. */
+  error?: ProcAliveError | undefined;
+  /** Why it is polled while there are events (EACCES, ENOSPC, ...). */
+  polled?: ProcAliveError | undefined;
+  /** Mode 'watch', a directory of targets: the watch on all of it. */
+  whole?: DirWatch | undefined;
+  /**
+   * The service directory whose `run` it watches: that file's coming and going changes what the
+   * directory is (a service directory or not), not whether the target exists.
+   */
+  aux?: DirWatch | undefined;
+}
+
+/**
+ * One followed path in one mode, shared by everyone who follows it so. One small object per path, all
+ * it needs in its fields: there may be 10,000, and V8 grows its young generation with every small object
+ * that outlives the first look at all of them.
+ */
+export class Followed {
   readonly path: string;
   readonly mode: FollowMode;
   subs: Follower | Follower[] | null = null;
   /** The last state reported (null before the first). */
   state: WatchState | null = null;
-  error: ProcAliveError | undefined = undefined;
   kind = TARGET;
-  /** What the state is of: the path, the end of its links, a service directory's supervise/ok. */
-  final: string;
   /** Our write end while alive and watched (-1: none), its epoll serial, and its FIFO's identity. */
   writer = -1;
   serial = 0;
   dev = 0;
   ino = 0;
-  /** The directory watches on the way, as [watch, name, watch, name, ...]. */
-  hops: Array<DirWatch | string> | null = null;
-  fifo: FifoWatch | null = null;
-  whole: DirWatch | null = null;
   /**
-   * The service directory whose `run` it watches: that file's coming and going changes what the
-   * directory is (a service directory or not), not whether the target exists.
+   * The directory watches on the way: one watch, holding the path itself as its entry (most targets),
+   * or [watch, entry, watch, entry, ...].
    */
-  aux: DirWatch | null = null;
+  hops: DirWatch | Array<DirWatch | string> | null = null;
+  fifo: FifoWatch | null = null;
   /** The marker after its last look: events before it are older than that look. */
   lookMark = 0;
-  /** Why it is polled while there are events (EACCES, ENOSPC, ...), or null. */
-  polled: ProcAliveError | null = null;
+  extra: Extra | null = null;
 
   constructor(path: string, mode: FollowMode) {
     this.path = path;
     this.mode = mode;
-    this.final = path;
   }
+
+  /** What the state is of: the path, the end of its links, a service directory's supervise/ok. */
+  get final(): string {
+    return this.extra?.final ?? this.path;
+  }
+
+  /** Why it is polled rather than watched, if it is (while there are kernel events). */
+  get polled(): ProcAliveError | undefined {
+    return this.extra?.polled;
+  }
+
+  get error(): ProcAliveError | undefined {
+    return this.extra?.error;
+  }
+}
+
+/** Sets or clears a field of `f.extra`, dropping the object when nothing is left in it. */
+function setExtra<K extends keyof Extra>(f: Followed, key: K, value: Extra[K]): void {
+  if (value === undefined) {
+    if (f.extra === null || f.extra[key] === undefined) return;
+    delete f.extra[key];
+    if (Object.values(f.extra).every((v) => v === undefined)) f.extra = null;
+    return;
+  }
+  (f.extra ??= {})[key] = value;
+}
+
+/** Calls fn(watch, entry) for each hop of `f` in `hops` (see Followed.hops). */
+function eachHop(f: Followed, hops: Followed['hops'], fn: (w: DirWatch, key: string) => void): void {
+  if (hops === null) return;
+  if (hops instanceof DirWatch) return fn(hops, f.path);
+  for (let i = 0; i + 1 < hops.length; i += 2) fn(hops[i] as DirWatch, hops[i + 1] as string);
+}
+
+/** Whether `hops` (of `f`) holds [w, key]. */
+function hasHop(f: Followed, hops: Followed['hops'], w: DirWatch, key: string): boolean {
+  if (hops === null) return false;
+  if (hops instanceof DirWatch) return hops === w && key === f.path;
+  for (let i = 0; i + 1 < hops.length; i += 2) if (hops[i] === w && hops[i + 1] === key) return true;
+  return false;
 }
 
 /** A user of the monitor (a watcher, a wait): while any exists, the mechanism runs. */
@@ -342,8 +406,9 @@ class Monitor {
     for (const map of Object.values(this.#followed)) {
       for (const f of map.values()) {
         this.#releaseWriter(f);
-        f.hops = null;
-        f.fifo = f.whole = f.aux = null;
+        f.hops = f.fifo = null;
+        setExtra(f, 'whole', undefined);
+        setExtra(f, 'aux', undefined);
       }
     }
     for (const w of this.#watches.values()) w.wd = -1;
@@ -430,28 +495,43 @@ class Monitor {
 
   /**
    * Follows `path`; `sub` gets its current state at once (previous: null), then every change. Call
-   * within a lease. Returns the followed path, to give back to {@link unfollow}.
+   * within a lease. `onFollowed` is given the followed path before that first report, so that `sub`
+   * knows it when it comes. Returns the followed path, to give back to {@link unfollow}.
    */
-  follow(path: string, mode: FollowMode, sub: Follower): Followed {
+  follow(path: string, mode: FollowMode, sub: Follower, onFollowed?: (f: Followed) => void): Followed {
     const map = this.#followed[mode];
     let f = map.get(path);
     if (f === undefined) {
       f = new Followed(path, mode);
       map.set(path, f);
       f.subs = sub;
+      onFollowed?.(f);
       this.#arm(f, null);
       if (this.#source === null) this.#schedulePoll();
       return f;
     }
     f.subs = f.subs === null ? sub : Array.isArray(f.subs) ? [...f.subs, sub] : [f.subs, sub];
-    if (f.kind === DIRECTORY) this.#call(() => sub.entries?.(null));
-    if (f.state !== null && f.kind === TARGET) {
-      const change: StateChange = { state: f.state, path: f.final, previous: null, time: now() };
-      if (f.error !== undefined) change.error = f.error;
-      this.#call(() => sub.change(change));
+    onFollowed?.(f);
+    const known = f;
+    if (known.kind === DIRECTORY) this.#call(() => sub.entries?.(known, null));
+    if (known.state !== null && known.kind === TARGET) {
+      const change: StateChange = { state: known.state, path: known.final, previous: null, time: now() };
+      if (known.error !== undefined) change.error = known.error;
+      this.#call(() => sub.change(known, change));
     }
-    if (f.polled !== null) this.#call(() => sub.degraded?.(f.polled));
-    return f;
+    if (known.polled !== undefined) this.#call(() => sub.degraded?.(known, known.polled ?? null));
+    return known;
+  }
+
+  /** The followed path `path` in `mode` if `sub` follows it already. */
+  followedBy(path: string, mode: FollowMode, sub: Follower): Followed | undefined {
+    const f = this.#followed[mode].get(path);
+    return f !== undefined && follows(f, sub) ? f : undefined;
+  }
+
+  /** Every path `sub` follows in `mode`. */
+  allFollowedBy(mode: FollowMode, sub: Follower): Followed[] {
+    return [...this.#followed[mode].values()].filter((f) => follows(f, sub));
   }
 
   /** Stops telling `sub` about `f`; the last one to go releases its write end and watches. */
@@ -468,9 +548,9 @@ class Monitor {
     this.#releaseWriter(f);
     this.#releaseHops(f, f.hops, null);
     if (f.fifo !== null) this.#unuseFifo(f.fifo, f);
-    if (f.whole !== null) this.#unuseWhole(f.whole, f);
-    f.hops = null;
-    f.fifo = f.whole = f.aux = null;
+    const whole = f.extra?.whole;
+    if (whole !== undefined) this.#unuseWhole(whole, f);
+    f.hops = f.fifo = f.extra = null;
     if (this.#polled.delete(f) || this.#source === null) this.#schedulePoll();
   }
 
@@ -487,16 +567,18 @@ class Monitor {
    */
   #arm(f: Followed, evidence: WatchState[] | null): void {
     const source = this.#source;
-    const old = { hops: f.hops, fifo: f.fifo, whole: f.whole };
-    f.hops = null;
+    const oldHops = f.hops;
+    const oldFifo = f.fifo;
+    const oldWhole = f.extra?.whole;
     f.fifo = null;
-    f.whole = null;
-    f.aux = null;
+    setExtra(f, 'aux', undefined);
+    const hops: Array<DirWatch | string> = [];
+    let whole: DirWatch | undefined;
     let fail: string | null = null; // the first watch that could not be added, if any
-    const watched = <T>(r: T | string): T | null => {
+    const watched = <T>(r: T | string): T | undefined => {
       if (typeof r !== 'string') return r;
       fail ??= r;
-      return null;
+      return undefined;
     };
     let kind = TARGET;
     let state: WatchState = 'absent';
@@ -506,41 +588,39 @@ class Monitor {
     if (source !== null) f.lookMark = this.#markNow(source);
     try {
       for (let links = 0; ; ) {
-        if (source !== null) watched(this.#hop(source, f, dirname(p), basename(p)));
-        const st = lstat(p);
-        if (st === undefined) break; // absent
-        if (st.isSymbolicLink()) {
+        if (source !== null) watched(this.#hop(source, f, hops, dirname(p), basename(p)));
+        const st = probeEntry(p);
+        if (st.kind === 'absent') break;
+        if (st.kind === 'link') {
           if (++links > MAX_LINKS) throw errnoError('ELOOP', f.path, 'cannot check');
           p = resolvePath(dirname(p), readlink(p));
           continue;
         }
-        if (st.isDirectory()) {
+        if (st.kind === 'dir') {
           if (source !== null) {
-            watched(this.#hop(source, f, p, 'supervise'));
-            if (f.mode !== 'wait') {
-              f.aux = watched(this.#hop(source, f, p, 'run'));
-            }
+            watched(this.#hop(source, f, hops, p, 'supervise'));
+            if (f.mode !== 'wait') setExtra(f, 'aux', watched(this.#hop(source, f, hops, p, 'run')));
           }
           if (f.mode === 'wait' || isServiceDir(p)) {
             p = join(p, 'supervise', 'ok');
             continue;
           }
           kind = f.mode === 'watch' ? DIRECTORY : NOTHING;
-          if (kind === DIRECTORY && source !== null) watched(this.#watchWhole(source, f, p));
+          if (kind === DIRECTORY && source !== null) whole = watched(this.#watchWhole(source, f, p));
           break;
         }
-        const fifo = (st.mode & fs.constants.S_IFMT) === fs.constants.S_IFIFO;
+        const fifo = st.kind === 'fifo';
         if (fifo && f.writer >= 0 && !died && st.dev === f.dev && st.ino === f.ino) {
           state = 'alive'; // the FIFO our write end is in epoll for: its EPOLLERR will say when that ends
           break;
         }
         this.#releaseWriter(f);
         if (fifo && source !== null) watched(this.#watchFifo(source, f, p));
-        const w = openWriter(p);
+        const w = probeWriter(p);
         state = w.state;
         if (w.state === 'alive') {
           if (source === null) closeWriter(w.fd);
-          else watched(this.#keepWriter(source, f, w.fd));
+          else watched(this.#keepWriter(source, f, w));
         }
         break;
       }
@@ -554,17 +634,20 @@ class Monitor {
       this.#unuseFifo(f.fifo, f);
       f.fifo = null;
     }
+    // Most targets have one hop, the path itself in its directory: no array for them.
+    f.hops = hops.length === 0 ? null : hops.length === 2 && hops[1] === f.path ? (hops[0] as DirWatch) : hops.slice();
     // Only now are the old watches let go: those still needed were added again above, so no watch is
     // removed and added again (which would lose what happens in between).
-    this.#releaseHops(f, old.hops, f.hops);
-    if (old.fifo !== null && old.fifo !== f.fifo) this.#unuseFifo(old.fifo, f);
-    if (old.whole !== null && old.whole !== f.whole) this.#unuseWhole(old.whole, f);
+    this.#releaseHops(f, oldHops, f.hops);
+    if (oldFifo !== null && oldFifo !== f.fifo) this.#unuseFifo(oldFifo, f);
+    if (oldWhole !== undefined && oldWhole !== whole) this.#unuseWhole(oldWhole, f);
+    setExtra(f, 'whole', whole);
     if (error !== undefined && LIMIT_CODES.has(error.code)) fail ??= error.code;
-    f.final = p;
+    setExtra(f, 'final', p === f.path ? undefined : p);
     f.kind = kind;
-    this.#setPolled(f, fail === null ? null : pollReason(f.path, fail));
+    this.#setPolled(f, fail === null ? undefined : pollReason(f.path, fail));
     if (kind === DIRECTORY) {
-      this.#tell(f, (s) => s.entries?.(null));
+      this.#tell(f, (s) => s.entries?.(f, null));
       return;
     }
     if (kind !== TARGET) return;
@@ -576,19 +659,25 @@ class Monitor {
 
   /**
    * Watches directory `dir` for `name` (or the nearest ancestor that exists, for the first missing
-   * component). Returns the watch, or the errno name if none could be added.
+   * component), as a hop of `f` added to `hops`. Returns the watch, or the errno name if none could be
+   * added.
    */
-  #hop(source: EventSource, f: Followed, dir: string, name: string): DirWatch | string {
+  #hop(source: EventSource, f: Followed, hops: Array<DirWatch | string>, dir: string, name: string): DirWatch | string {
     for (;;) {
       const wd = source.addWatch(dir, DIR_MASK);
       if (typeof wd === 'number') {
-        const w = this.#dirWatch(wd);
+        const prefix = dir.endsWith('/') ? dir : `${dir}/`;
+        const w = this.#dirWatch(wd, prefix);
         if (w === null) return 'EAGAIN'; // replaced under us by something we watch otherwise: look again soon
-        const users = w.names.get(name);
-        if (users === undefined) w.names.set(name, f);
-        else if (!has(users, f)) w.names.set(name, Array.isArray(users) ? [...users, f] : [users, f]);
-        if (users === undefined || !has(users, f)) w.uses++;
-        if (!heldAt(f.hops, w, name)) (f.hops ??= []).push(w, name);
+        if (!w.prefixes.includes(prefix)) w.prefixes = [...w.prefixes, prefix];
+        const spelt = prefix + name;
+        const key = spelt === f.path ? f.path : spelt;
+        if (hasHop(f, hops, w, key)) return w;
+        hops.push(w, key);
+        if (hasHop(f, f.hops, w, key)) return w; // held already: counted once
+        const users = w.names.get(key);
+        w.names.set(key, users === undefined ? f : Array.isArray(users) ? [...users, f] : [users, f]);
+        w.uses++;
         return w;
       }
       if ((wd !== 'ENOENT' && wd !== 'ENOTDIR') || dirname(dir) === dir) return wd;
@@ -597,10 +686,10 @@ class Monitor {
     }
   }
 
-  #dirWatch(wd: number): DirWatch | null {
+  #dirWatch(wd: number, prefix: string): DirWatch | null {
     const w = this.#watches.get(wd);
     if (w === undefined) {
-      const made = new DirWatch(wd);
+      const made = new DirWatch(wd, prefix);
       this.#watches.set(wd, made);
       return made;
     }
@@ -611,57 +700,48 @@ class Monitor {
   #watchWhole(source: EventSource, f: Followed, dir: string): DirWatch | string {
     const wd = source.addWatch(dir, DIR_MASK);
     if (typeof wd !== 'number') return wd;
-    const w = this.#dirWatch(wd);
+    const w = this.#dirWatch(wd, dir.endsWith('/') ? dir : `${dir}/`);
     if (w === null) return 'EAGAIN';
     if (!w.whole.includes(f)) {
-      w.whole.push(f);
+      w.whole = [...w.whole, f];
       w.uses++;
     }
-    f.whole = w;
     return w;
   }
 
   /** IN_OPEN on the FIFO at `path`, before it is looked at. */
   #watchFifo(source: EventSource, f: Followed, path: string): FifoWatch | string {
     // IN_MASK_ADD: if the path has just been replaced by a directory we watch, its mask is widened, not
-    // replaced (a directory watch is added again, with its own mask, at its next arming).
+    // replaced (it is put back below).
     const wd = source.addWatch(path, IN.OPEN | IN.MASK_ADD);
     if (typeof wd !== 'number') return wd;
     let w = this.#watches.get(wd);
     if (w instanceof DirWatch) {
-      source.addWatch(path, DIR_MASK); // put its mask back
+      source.addWatch(path, DIR_MASK);
       return 'EAGAIN';
     }
     if (w === undefined) {
       w = new FifoWatch(wd);
       this.#watches.set(wd, w);
     }
-    if (!w.users.includes(f)) w.users.push(f);
+    if (!w.users.includes(f)) w.users = [...w.users, f];
     f.fifo = w;
     return w;
   }
 
   /** Keeps the write end of an alive FIFO in epoll. */
-  #keepWriter(source: EventSource, f: Followed, fd: number): number | string {
-    const serial = source.watchWriter(fd);
+  #keepWriter(source: EventSource, f: Followed, w: { fd: number; dev: number; ino: number }): number | string {
+    const serial = source.watchWriter(w.fd);
     if (typeof serial !== 'number') {
-      closeWriter(fd);
+      closeWriter(w.fd);
       return serial;
     }
-    let st: fs.Stats;
-    try {
-      st = fs.fstatSync(fd);
-    } catch (err) {
-      source.unwatchWriter(fd);
-      closeWriter(fd);
-      return (err as NodeJS.ErrnoException).code ?? 'EIO';
-    }
-    f.writer = fd;
+    f.writer = w.fd;
     f.serial = serial;
-    f.dev = st.dev;
-    f.ino = st.ino;
-    this.#writers[fd] = f;
-    return fd;
+    f.dev = w.dev;
+    f.ino = w.ino;
+    this.#writers[w.fd] = f;
+    return w.fd;
   }
 
   #releaseWriter(f: Followed): void {
@@ -673,34 +753,29 @@ class Monitor {
   }
 
   /** Lets `f` go of the hops in `old` that are not in `kept`. */
-  #releaseHops(f: Followed, old: Array<DirWatch | string> | null, kept: Array<DirWatch | string> | null): void {
-    if (old === null) return;
-    for (let i = 0; i + 1 < old.length; i += 2) {
-      const w = old[i] as DirWatch;
-      const name = old[i + 1] as string;
-      if (heldAt(kept, w, name)) continue;
-      const users = w.names.get(name);
-      if (users === undefined || !has(users, f)) continue;
-      if (!Array.isArray(users)) w.names.delete(name);
-      else {
+  #releaseHops(f: Followed, old: Followed['hops'], kept: Followed['hops']): void {
+    eachHop(f, old, (w, key) => {
+      if (hasHop(f, kept, w, key)) return;
+      const users = w.names.get(key);
+      if (users === undefined) return;
+      if (users === f) w.names.delete(key);
+      else if (Array.isArray(users) && users.includes(f)) {
         const rest = users.filter((u) => u !== f);
-        w.names.set(name, rest.length === 1 ? (rest[0] as Followed) : rest);
-      }
+        w.names.set(key, rest.length === 1 ? (rest[0] as Followed) : rest);
+      } else return;
       this.#unuse(w);
-    }
+    });
   }
 
   #unuseFifo(w: FifoWatch, f: Followed): void {
-    const i = w.users.indexOf(f);
-    if (i < 0) return;
-    w.users.splice(i, 1);
+    if (!w.users.includes(f)) return;
+    w.users = w.users.filter((u) => u !== f);
     if (w.users.length === 0) this.#drop(w);
   }
 
   #unuseWhole(w: DirWatch, f: Followed): void {
-    const i = w.whole.indexOf(f);
-    if (i < 0) return;
-    w.whole.splice(i, 1);
+    if (!w.whole.includes(f)) return;
+    w.whole = w.whole.filter((u) => u !== f);
     this.#unuse(w);
   }
 
@@ -716,13 +791,13 @@ class Monitor {
     w.wd = -1;
   }
 
-  #setPolled(f: Followed, reason: ProcAliveError | null): void {
+  #setPolled(f: Followed, reason: ProcAliveError | undefined): void {
     const was = f.polled;
-    f.polled = reason;
-    if (reason === null) {
-      if (was !== null && this.#polled.delete(f)) {
+    setExtra(f, 'polled', reason);
+    if (reason === undefined) {
+      if (was !== undefined && this.#polled.delete(f)) {
         this.#schedulePoll();
-        this.#tell(f, (s) => s.degraded?.(null));
+        this.#tell(f, (s) => s.degraded?.(f, null));
       }
       return;
     }
@@ -730,7 +805,7 @@ class Monitor {
       this.#polled.add(f);
       this.#schedulePoll();
     }
-    if (was?.code !== reason.code) this.#tell(f, (s) => s.degraded?.(reason));
+    if (was?.code !== reason.code) this.#tell(f, (s) => s.degraded?.(f, reason));
   }
 
   // ---------------------------------------------------------------------------------------------------
@@ -740,8 +815,8 @@ class Monitor {
     const change: StateChange = { state, path: f.final, previous: f.state, time: now() };
     if (error !== undefined) change.error = error;
     f.state = state;
-    f.error = error;
-    this.#tell(f, (s) => s.change(change));
+    setExtra(f, 'error', error);
+    this.#tell(f, (s) => s.change(f, change));
   }
 
   /** Calls `fn` for each follower of `f`; one that throws does not stop the others (see #call). */
@@ -833,12 +908,13 @@ class Monitor {
           paired = from.wd === e.wd && isFreshNameOf(from.name, e.name);
         }
       }
-      const users = w.names.get(e.name);
-      if (users !== undefined) {
+      for (const prefix of w.prefixes) {
+        const users = w.names.get(prefix + e.name);
+        if (users === undefined) continue;
         for (const f of Array.isArray(users) ? users : [users]) {
           if (!fresh(f)) continue;
           const ev = touch(f);
-          if (f.aux === w && e.name === 'run') continue; // what the directory is changes, not whether it is there
+          if (f.extra?.aux === w && e.name === 'run') continue; // what the directory is changes, not whether it is there
           if (e.mask & (IN.DELETE | IN.MOVED_FROM)) ev.push('absent');
           else if (paired) ev.push('alive');
         }
@@ -864,7 +940,7 @@ class Monitor {
     }
     for (const [f, evidence] of touched) if (this.#isFollowed(f)) this.#arm(f, evidence);
     for (const [f, names] of entries) {
-      if (this.#isFollowed(f) && f.kind === DIRECTORY && !touched.has(f)) this.#tell(f, (s) => s.entries?.(names));
+      if (this.#isFollowed(f) && f.kind === DIRECTORY && !touched.has(f)) this.#tell(f, (s) => s.entries?.(f, names));
     }
   }
 
@@ -928,6 +1004,10 @@ class Monitor {
   }
 }
 
+function follows(f: Followed, sub: Follower): boolean {
+  return f.subs === sub || (Array.isArray(f.subs) && f.subs.includes(sub));
+}
+
 function has(users: Followed | Followed[], f: Followed): boolean {
   return users === f || (Array.isArray(users) && users.includes(f));
 }
@@ -957,15 +1037,6 @@ function pollReason(path: string, code: string): ProcAliveError {
   return new ProcAliveError(code, `polled instead of watched: ${why[code] ?? 'it cannot be watched'} (${code})`, { path });
 }
 
-/** lstat(2); undefined if nothing is there. Other errors throw, as a check's would. */
-function lstat(path: string): fs.Stats | undefined {
-  try {
-    return fs.lstatSync(fsPath(path), { throwIfNoEntry: false });
-  } catch (err) {
-    throw errnoError((err as NodeJS.ErrnoException).code ?? 'EIO', path, 'cannot check', err);
-  }
-}
-
 function readlink(path: string): string {
   try {
     return decodeName(fs.readlinkSync(fsPath(path), { encoding: 'buffer' }));
@@ -982,4 +1053,4 @@ export function theMonitor(): Monitor {
   return monitor;
 }
 
-export type { Monitor, Followed };
+export type { Monitor };

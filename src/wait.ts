@@ -45,7 +45,8 @@ function waitFor(
   return new Promise<State[]>((resolve, reject) => {
     const monitor = theMonitor();
     const states: Array<WatchState | null> = list.map(() => null);
-    const followed: Array<[Followed, Follower]> = [];
+    const followed: Followed[] = [];
+    const index = new Map<Followed, number[]>();
     const lease = monitor.lease(!options.unref);
     let done = false;
     let timer: LongTimeout | undefined;
@@ -56,7 +57,7 @@ function waitFor(
       signal?.removeEventListener('abort', onAbort);
       // Let go after the current report is delivered: follow() reports synchronously.
       queueMicrotask(() => {
-        for (const [f, sub] of followed) monitor.unfollow(f, sub);
+        for (const f of followed) monitor.unfollow(f, sub);
         void lease.release();
       });
       settle();
@@ -66,11 +67,11 @@ function waitFor(
       const reached = states.map((s) => s !== null && s !== 'unknown' && want(s));
       if (options.any ? reached.some(Boolean) : reached.every(Boolean)) finish(() => resolve(states as State[]));
     };
-    list.forEach((_, i) => {
-      if (done) return;
-      const sub: Follower = {
-        change: (change: StateChange) => {
-          if (done) return;
+    // One follower for every target of the wait; the monitor says which followed path changed.
+    const sub: Follower = {
+      change: (f: Followed, change: StateChange) => {
+        if (done) return;
+        for (const i of index.get(f) ?? []) {
           states[i] = change.state;
           const err = change.error;
           // A target that cannot be told rejects, as a check would say so; a limit reached (EMFILE,
@@ -79,11 +80,26 @@ function waitFor(
             finish(() => reject(err ?? new ProcAliveError('EIO', 'cannot tell', { path: paths[i] })));
             return;
           }
-          evaluate();
-        },
-      };
-      followed.push([monitor.follow(paths[i] as string, 'wait', sub), sub]);
+        }
+        evaluate();
+      },
+    };
+    list.forEach((_, i) => {
+      if (done) return;
+      const known = monitor.followedBy(paths[i] as string, 'wait', sub);
+      if (known !== undefined) {
+        // The same path twice: one followed path, both indexes.
+        index.get(known)?.push(i);
+        states[i] = known.state;
+        return;
+      }
+      monitor.follow(paths[i] as string, 'wait', sub, (f) => {
+        followed.push(f);
+        index.set(f, [i]);
+      });
     });
+    if (done) return;
+    evaluate(); // a target given twice: its second index was filled in above, not by a report
     if (done) return;
     signal?.addEventListener('abort', onAbort, { once: true });
     if (timeout !== undefined) {

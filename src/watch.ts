@@ -4,7 +4,7 @@ import { EventEmitter } from 'node:events';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { ProcAliveError, errnoError } from './errors.js';
-import { DEFAULT_POLL_MS, LIMIT_CODES, theMonitor, type Followed, type Follower, type Lease, type StateChange, type WatchState } from './monitor.js';
+import { DEFAULT_POLL_MS, LIMIT_CODES, TARGET, theMonitor, type Followed, type Follower, type Lease, type StateChange, type WatchState } from './monitor.js';
 import { targetPath } from './target.js';
 import { decodeName, fsPath } from './text.js';
 
@@ -57,50 +57,6 @@ export interface WatcherEvents {
   close: [];
 }
 
-/** What a watcher does with the reports about one of its targets; one per target (followed path). */
-interface Owner {
-  change(m: Member, change: StateChange): void;
-  entries(m: Member, names: string[] | null): void;
-  degraded(m: Member, err: ProcAliveError | null): void;
-}
-
-/** One target of a watcher: given, or found in a directory given. Kept small: there may be 10,000. */
-class Member implements Follower {
-  readonly target: string;
-  readonly path: string;
-  readonly owner: Owner;
-  /** The directory target it was found in, or null for a target given. */
-  readonly dir: Member | null;
-  f: Followed | null = null;
-  /** Whether a report of it has gone out (a directory's entry is reported only once it is a target). */
-  reported = false;
-  /** Set when it must be let go of as soon as follow() has returned it. */
-  gone = false;
-  /** Why it is polled, if it is (an error code). */
-  degradedCode: string | null = null;
-  /** For a directory of targets: its members, by path. */
-  members: Map<string, Member> | null = null;
-
-  constructor(target: string, path: string, owner: Owner, dir: Member | null) {
-    this.target = target;
-    this.path = path;
-    this.owner = owner;
-    this.dir = dir;
-  }
-
-  change(change: StateChange): void {
-    this.owner.change(this, change);
-  }
-
-  entries(names: string[] | null): void {
-    this.owner.entries(this, names);
-  }
-
-  degraded(err: ProcAliveError | null): void {
-    this.owner.degraded(this, err);
-  }
-}
-
 /**
  * Reports every change of state of its targets, as `'change'` events and through `for await`. The first
  * report of each target is its state when watching starts, with `previous: null`; it comes in a microtask
@@ -111,21 +67,37 @@ class Member implements Follower {
  * and becomes a directory is watched as one from then on.
  */
 export class Watcher extends EventEmitter<WatcherEvents> implements AsyncIterable<WatchEvent> {
-  readonly #top = new Map<string, Member>();
+  // What the watcher follows, by followed path (the monitor's object: one per path, nothing per target
+  // here but entries in these maps, so that 10,000 targets cost little).
+  /**
+   * The targets given that a followed path stands for, where that is not just its path (a bare name,
+   * two names for one path); and those targets. A target given as a path needs neither: the monitor
+   * knows whether this watcher follows it.
+   */
+  readonly #alias = new Map<Followed, string[]>();
+  readonly #named = new Map<string, Followed>();
+  /** Targets found in a directory given: the directory's followed path. */
+  readonly #in = new Map<Followed, Followed>();
+  /** A directory given: its targets, by path. */
+  readonly #members = new Map<Followed, Map<string, Followed>>();
+  /** Targets found in a directory and not reported yet (not a FIFO or service directory yet). */
+  readonly #unseen = new Set<Followed>();
+  /** Targets polled rather than watched, with the cause; and how many per cause. */
+  readonly #degradedBy = new Map<Followed, string>();
+  readonly #degraded = new Map<string, number>();
   readonly #queue: WatchEvent[] = [];
   readonly #waiting: Array<(r: IteratorResult<WatchEvent>) => void> = [];
-  /** How many of its targets are polled, by cause. */
-  readonly #degraded = new Map<string, number>();
   #iterating = false;
   #closed = false;
   #closing: Promise<void> | null = null;
   #lease: Lease | null = null;
   readonly #onAbort = (): void => void this.close();
   readonly #signal: AbortSignal | undefined;
-  readonly #owner: Owner = {
-    change: (m, c) => this.#change(m, c),
-    entries: (m, names) => this.#entries(m, names),
-    degraded: (m, err) => this.#setDegraded(m, err),
+  /** What the monitor tells this watcher, about any of its followed paths. */
+  readonly #follower: Follower = {
+    change: (f, c) => this.#change(f, c),
+    entries: (f, names) => this.#entries(f, names),
+    degraded: (f, err) => this.#setDegraded(f, err),
   };
 
   constructor(targets: string[], options: WatchOptions = {}) {
@@ -166,101 +138,151 @@ export class Watcher extends EventEmitter<WatcherEvents> implements AsyncIterabl
   /** Stops watching targets given to watch() or add() (a directory: with the targets found in it). */
   unwatch(targets: string | string[]): this {
     for (const target of typeof targets === 'string' ? [targets] : targets) {
-      const m = this.#top.get(target);
-      if (m === undefined) continue;
-      this.#top.delete(target);
-      this.#let(m);
+      const f = this.#given(target);
+      if (f === undefined) continue;
+      this.#named.delete(target);
+      const rest = this.#targetsOf(f).filter((t) => t !== target);
+      if (rest.length > 0) this.#alias.set(f, rest);
+      else this.#let(f);
     }
     return this;
   }
 
+  /** The followed path of a target given. */
+  #given(target: string): Followed | undefined {
+    const named = this.#named.get(target);
+    if (named !== undefined) return named;
+    const f = theMonitor().followedBy(target, 'watch', this.#follower);
+    return f !== undefined && this.#targetsOf(f).includes(target) ? f : undefined;
+  }
+
   #addTop(target: string, path: string): void {
-    if (this.#top.has(target)) return;
-    // The same path found in a directory given too is reported once, as the target given.
-    for (const d of this.#top.values()) {
-      const found = d.members?.get(target);
-      if (found !== undefined) this.#let(found);
-    }
-    const m = new Member(target, path, this.#owner, null);
-    this.#top.set(target, m);
-    this.#follow(m, 'watch');
-  }
-
-  #follow(m: Member, mode: 'watch' | 'member'): void {
+    if (this.#given(target) !== undefined) return;
     const monitor = theMonitor();
-    m.f = monitor.follow(m.path, mode, m);
-    if (m.gone) this.#let(m);
-  }
-
-  /** Lets go of a member (and of the members of a directory). */
-  #let(m: Member): void {
-    if (m.f === null) {
-      m.gone = true; // still inside follow(): let go once it returns
+    // The same path found in a directory given too is reported once, as the target given.
+    for (const [dir, members] of this.#members) {
+      const member = members.get(path);
+      if (member !== undefined && this.#in.get(member) === dir) this.#let(member);
+    }
+    const known = monitor.followedBy(path, 'watch', this.#follower);
+    if (known !== undefined) {
+      // Another name for a path followed already: the same followed path, one more target.
+      this.#named.set(target, known);
+      this.#alias.set(known, [...this.#targetsOf(known), target]);
+      if (known.state !== null && known.kind === TARGET) {
+        const c: StateChange = { state: known.state, path: known.final, previous: null, time: performance.timeOrigin + performance.now() };
+        if (known.error !== undefined) c.error = known.error;
+        this.#report(target, c, null);
+      }
       return;
     }
-    theMonitor().unfollow(m.f, m);
-    m.f = null;
-    this.#setDegraded(m, null);
-    if (m.members !== null) for (const member of m.members.values()) this.#let(member);
-    m.members = null;
-    m.dir?.members?.delete(m.path);
+    monitor.follow(path, 'watch', this.#follower, (f) => {
+      if (target === path) return;
+      this.#named.set(target, f);
+      this.#alias.set(f, [target]);
+    });
   }
 
-  #change(m: Member, c: StateChange): void {
+  /** The targets given that `f` stands for (a path followed in mode 'watch' is a target given). */
+  #targetsOf(f: Followed): string[] {
+    return this.#alias.get(f) ?? (f.mode === 'watch' ? [f.path] : []);
+  }
+
+  /** Lets go of a followed path (and of the targets of a directory). */
+  #let(f: Followed): void {
+    theMonitor().unfollow(f, this.#follower);
+    this.#setDegraded(f, null);
+    for (const target of this.#alias.get(f) ?? []) if (this.#named.get(target) === f) this.#named.delete(target);
+    this.#alias.delete(f);
+    this.#unseen.delete(f);
+    const members = this.#members.get(f);
+    if (members !== undefined) {
+      this.#members.delete(f);
+      for (const member of members.values()) this.#let(member);
+    }
+    const dir = this.#in.get(f);
+    if (dir !== undefined) {
+      this.#in.delete(f);
+      this.#members.get(dir)?.delete(f.path);
+    }
+  }
+
+  #change(f: Followed, c: StateChange): void {
     if (this.#closed) return;
-    if (m.dir !== null && !m.reported) {
+    const dir = this.#in.get(f);
+    if (dir === undefined) {
+      for (const target of this.#targetsOf(f)) this.#report(target, c, c.previous);
+      return;
+    }
+    const unseen = this.#unseen.has(f);
+    if (unseen) {
       // An entry of a watched directory is a target once it is a FIFO (or a service directory): until
       // then, something else there (a file that is not a FIFO) or nothing says nothing.
-      if (c.state === 'absent' && c.path === m.path) return this.#let(m); // gone before it was a target
+      if (c.state === 'absent' && c.path === f.path) return this.#let(f); // gone before it was a target
       if (c.state === 'unknown' && c.error?.code === 'ENOTFIFO') return;
+      this.#unseen.delete(f);
     }
-    const event: WatchEvent = { target: m.target, path: c.path, state: c.state, previous: m.reported ? c.previous : null, time: c.time };
+    this.#report(f.path, c, unseen ? null : c.previous);
+    // A target of a directory that is gone is no longer followed; if it comes back, it starts anew. (A
+    // service directory whose supervise/ok is absent is still there.)
+    if (c.state === 'absent' && c.path === f.path) this.#let(f);
+  }
+
+  #report(target: string, c: StateChange, previous: WatchState | null): void {
+    const event: WatchEvent = { target, path: c.path, state: c.state, previous, time: c.time };
     if (c.error !== undefined) {
       event.code = c.error.code;
       event.reason = c.error.message;
     }
-    m.reported = true;
     this.#push(event);
-    // A target of a directory that is gone is no longer followed; if it comes back, it starts anew. (A
-    // service directory whose supervise/ok is absent is still there.)
-    if (m.dir !== null && c.state === 'absent' && c.path === m.path) this.#let(m);
   }
 
   /** A directory of targets changed (names), or must be listed again (null). */
-  #entries(m: Member, names: string[] | null): void {
-    if (this.#closed || m.gone) return;
-    const members = (m.members ??= new Map());
+  #entries(dir: Followed, names: string[] | null): void {
+    if (this.#closed) return;
+    let members = this.#members.get(dir);
+    if (members === undefined) this.#members.set(dir, (members = new Map()));
     let found: string[];
     if (names !== null) {
-      found = names.filter((name) => !name.startsWith('.') && !members.has(join(m.path, name)) && maybeTarget(join(m.path, name)));
+      found = names.filter((name) => !name.startsWith('.') && maybeTarget(join(dir.path, name)));
     } else {
       try {
-        found = listCandidates(m.path);
+        found = listCandidates(dir.path);
       } catch (err) {
-        const e = err instanceof ProcAliveError ? err : new ProcAliveError('EIO', String(err), { path: m.path });
-        this.#change(m, { state: 'unknown', path: m.path, previous: null, time: performance.timeOrigin + performance.now(), error: e });
+        const e = err instanceof ProcAliveError ? err : new ProcAliveError('EIO', String(err), { path: dir.path });
+        for (const target of this.#targetsOf(dir)) {
+          this.#report(target, { state: 'unknown', path: dir.path, previous: null, time: performance.timeOrigin + performance.now(), error: e }, null);
+        }
         return;
       }
     }
+    const monitor = theMonitor();
     for (const name of found) {
-      const path = join(m.path, name);
-      if (members.has(path) || this.#top.has(path)) continue;
-      const member = new Member(path, path, this.#owner, m);
-      members.set(path, member);
-      this.#follow(member, 'member');
+      const path = join(dir.path, name);
+      if (members.has(path) || this.#given(path) !== undefined) continue;
+      const known = members;
+      monitor.follow(path, 'member', this.#follower, (f) => {
+        known.set(path, f);
+        this.#in.set(f, dir);
+        this.#unseen.add(f);
+      });
     }
   }
 
-  #setDegraded(m: Member, err: ProcAliveError | null): void {
-    const code = err?.code ?? null;
-    if (m.degradedCode === code) return;
-    if (m.degradedCode !== null) {
-      const n = (this.#degraded.get(m.degradedCode) ?? 1) - 1;
-      if (n === 0) this.#degraded.delete(m.degradedCode);
-      else this.#degraded.set(m.degradedCode, n);
+  #setDegraded(f: Followed, err: ProcAliveError | null): void {
+    const was = this.#degradedBy.get(f);
+    const code = err?.code;
+    if (was === code) return;
+    if (was !== undefined) {
+      const n = (this.#degraded.get(was) ?? 1) - 1;
+      if (n === 0) this.#degraded.delete(was);
+      else this.#degraded.set(was, n);
     }
-    m.degradedCode = code;
-    if (code === null || err === null) return;
+    if (code === undefined || err === null) {
+      this.#degradedBy.delete(f);
+      return;
+    }
+    this.#degradedBy.set(f, code);
     const n = (this.#degraded.get(code) ?? 0) + 1;
     this.#degraded.set(code, n);
     // A limit is a failure of the watching; a path we may not read (a checker that may only write the
@@ -305,8 +327,8 @@ export class Watcher extends EventEmitter<WatcherEvents> implements AsyncIterabl
     if (this.#closing !== null) return this.#closing;
     this.#closed = true;
     this.#signal?.removeEventListener('abort', this.#onAbort);
-    for (const m of this.#top.values()) this.#let(m);
-    this.#top.clear();
+    for (const f of theMonitor().allFollowedBy('watch', this.#follower)) this.#let(f);
+    this.#named.clear();
     for (const next of this.#waiting.splice(0)) next({ value: undefined, done: true });
     this.#closing = this.#lease?.release(true) ?? Promise.resolve();
     this.#lease = null;

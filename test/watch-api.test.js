@@ -30,7 +30,7 @@ test("first reports have previous: null; 'ready' comes once all of them have, me
       [join(dir, 'b'), 'absent', null],
       [join(targets, 'x'), 'dead', null],
       [join(targets, 'y'), 'dead', null],
-    ],
+    ].sort(),
   );
   await kill(runner);
   await until(() => seen.length === 5, 'a change after ready');
