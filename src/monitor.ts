@@ -31,10 +31,12 @@
 //     holder renames a FIFO it already holds into place, so alive.
 // inotify events are queued in order, but an event harvested after a look may have happened before it,
 // and reporting it after what the look saw would invent a change. So before a round of looks a marker
-// goes into the inotify queue (EventSource.mark): an event queued before the marker of a target's last
-// look is older than that look and is not evidence for it (the look saw its outcome); an event after it
-// is. (Placed after the looks instead, it would make events that came between a look and the marker
-// look old, and lose them.) The order of an EPOLLERR against inotify events of the same harvest is not
+// goes into the inotify queue (EventSource.mark). An event is evidence for a target if it was queued
+// after the marker of the target's last look that reported a change; one queued before is older than
+// that report and is dropped (its state is lost between two reports rather than reported out of
+// order). An event older than a later look that reported nothing still counts: what it proves is
+// reported, then that look's state again, in order. (Placed after the looks instead, a marker would make
+// events that came between a look and it look old, and lose them.) The order of an EPOLLERR against inotify events of the same harvest is not
 // known: the death is put first (every holder closes before its FIFO is removed: proc-alive's close, a
 // SIGKILL).
 
@@ -182,8 +184,11 @@ export class Followed {
    */
   hops: DirWatch | Array<DirWatch | string> | null = null;
   fifo: FifoWatch | null = null;
-  /** The marker after its last look: events before it are older than that look. */
-  lookMark = 0;
+  /**
+   * The marker put before the last look that reported a change: an event queued before it is older
+   * than that report, and reporting what it proves after it would invert their order.
+   */
+  changeMark = 0;
   extra: Extra | null = null;
 
   constructor(path: string, mode: FollowMode) {
@@ -585,7 +590,7 @@ class Monitor {
     let error: ProcAliveError | undefined;
     let p = f.path;
     const died = evidence !== null && evidence[0] === 'dead' && f.writer >= 0;
-    if (source !== null) f.lookMark = this.#markNow(source);
+    const mark = source === null ? 0 : this.#markNow(source);
     try {
       for (let links = 0; ; ) {
         if (source !== null) watched(this.#hop(source, f, hops, dirname(p), basename(p)));
@@ -654,7 +659,10 @@ class Monitor {
     if (evidence !== null && f.state !== null) {
       for (const s of evidence) if (s !== f.state) this.#emit(f, s, undefined);
     }
-    if (state !== f.state || error?.code !== f.error?.code) this.#emit(f, state, error);
+    if (state !== f.state || error?.code !== f.error?.code) {
+      f.changeMark = mark;
+      this.#emit(f, state, error);
+    }
   }
 
   /**
@@ -872,7 +880,10 @@ class Monitor {
       }
       const w = this.#watches.get(e.wd);
       if (w === undefined) continue;
-      const fresh = (f: Followed): boolean => f.lookMark <= this.#seenMark;
+      // An event counts if it came after the marker of the target's last look that reported a change.
+      // One older than a later look that reported nothing still counts: what it proves is reported, then
+      // the state that look saw, again, in order.
+      const fresh = (f: Followed): boolean => f.changeMark <= this.#seenMark;
       if (w instanceof FifoWatch) {
         if (e.mask & IN.IGNORED) this.#forget(w);
         for (const f of w.users) {
