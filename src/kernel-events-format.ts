@@ -7,6 +7,7 @@ import { decodeName } from './text.js';
 
 /** inotify(7) masks. */
 export const IN = {
+  CLOSE_NOWRITE: 0x10,
   OPEN: 0x20,
   MOVED_FROM: 0x40,
   MOVED_TO: 0x80,

@@ -45,6 +45,7 @@ interface Calls {
   inotify_add_watch(fd: number, path: string | Buffer, mask: number): number;
   inotify_rm_watch(fd: number, wd: number): number;
   eventfd(initval: number, flags: number): number;
+  poll(fds: Buffer, nfds: number, timeout: number): number;
   errno(): number;
 }
 
@@ -74,6 +75,8 @@ export interface FdWatch {
   close(): void;
 }
 
+const POLLERR = 0x8;
+
 /** A path nothing of ours watches (it is not a FIFO, not a directory): markers are put on it. */
 const MARKER_PATH = '/dev/null';
 
@@ -94,6 +97,7 @@ export class EventSource {
   #serial = 0;
   #drainBuffers: HarvestBuffers | undefined;
   #event: Buffer | undefined;
+  #pollFd: Buffer | undefined;
   #exited: Promise<void>;
 
   constructor(c: Calls, koffiPath: string, libName: string, on: SourceEvents) {
@@ -212,6 +216,18 @@ export class EventSource {
     this.#event ??= Buffer.alloc(EVENT_SIZE);
     if (this.#c.epoll_ctl(this.#fds.epfd, EPOLL.CTL_ADD, fd, epollEvent(EPOLL.ONESHOT, fd, serial, this.#event)) !== 0) return errnoName(this.#c.errno());
     return serial;
+  }
+
+  /**
+   * Whether the FIFO of this write end has no reader now: poll(2) without waiting, no event asked for,
+   * reports POLLERR then (pipe(7)). For when a reader's close is known before its EPOLLERR is harvested
+   * (the worker reads inotify's queue after epoll_wait returned: a close queued meanwhile comes first).
+   */
+  writerLost(fd: number): boolean {
+    const pfd = (this.#pollFd ??= Buffer.alloc(8)); // struct pollfd { int fd; short events, revents; }
+    pfd.writeInt32LE(fd, 0);
+    pfd.writeInt32LE(0, 4);
+    return this.#c.poll(pfd, 1, 0) === 1 && (pfd.readUInt16LE(6) & POLLERR) !== 0;
   }
 
   /** Stops watching a write end (before it is closed; closing alone would do, unless the fd was dup'ed). */
@@ -343,6 +359,7 @@ export function openEventSource(on: SourceEvents): EventSource | null {
         inotify_add_watch: f.lib.func('int inotify_add_watch(int fd, const char *path, uint32_t mask)'),
         inotify_rm_watch: f.lib.func('int inotify_rm_watch(int fd, int wd)'),
         eventfd: f.lib.func('int eventfd(unsigned int initval, int flags)'),
+        poll: f.lib.func('int poll(void *fds, unsigned long nfds, int timeout)'),
         errno: () => f.koffi.errno(),
       };
     } catch {

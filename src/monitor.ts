@@ -8,7 +8,8 @@
 //     watched for the path's name; a symbolic link is followed, and the directory of each link and of
 //     what it points to is watched the same way (a swapped link is a change);
 //   - then, at the end of the chain:
-//       a FIFO        alive: a write end of it in epoll (EPOLLERR when its last reader goes);
+//       a FIFO        alive: a write end of it in epoll (EPOLLERR when its last reader goes), and
+//                            inotify IN_CLOSE_NOWRITE on it (to place that death in order, below);
 //                     dead:  inotify IN_OPEN on it (a runner opening it);
 //       nothing       absent;
 //       a directory   a service directory (daemontools, runit: it has `run` or `supervise`) is followed
@@ -24,8 +25,8 @@
 // Evidence. Between two looks a target may change more than once; some kernel events prove a state that
 // held in between, and it is reported in order before what the next look sees:
 //   - EPOLLERR on our write end: its FIFO had no reader (dead);
-//   - IN_OPEN on a FIFO: a reader was there (a non-blocking open for writing succeeds only then, and
-//     an open for reading makes one), so alive;
+//   - IN_OPEN on a FIFO that had no reader: a reader was there (a non-blocking open for writing
+//     succeeds only then, and an open for reading makes one), so alive;
 //   - IN_DELETE / IN_MOVED_FROM of the name, or the removal of a directory on the way: absent;
 //   - IN_MOVED_FROM `.<name>.<digits>.new` paired by its cookie with IN_MOVED_TO `<name>`: a proc-alive
 //     holder renames a FIFO it already holds into place, so alive.
@@ -36,9 +37,13 @@
 // that report and is dropped (its state is lost between two reports rather than reported out of
 // order). An event older than a later look that reported nothing still counts: what it proves is
 // reported, then that look's state again, in order. (Placed after the looks instead, a marker would make
-// events that came between a look and it look old, and lose them.) The order of an EPOLLERR against inotify events of the same harvest is not
-// known: the death is put first (every holder closes before its FIFO is removed: proc-alive's close, a
-// SIGKILL).
+// events that came between a look and it look old, and lose them.)
+//
+// EPOLLERR comes from epoll, in no order with inotify's events. So an alive FIFO is watched for
+// IN_CLOSE_NOWRITE, which only a reader's close raises (checkers open for writing): the death is placed
+// where the last reader closed among its name's events; a death after its name was removed or replaced
+// concerns a FIFO that was no longer this path's, and is not reported. Without that close in the same
+// harvest, the death goes first (every holder closes before it removes its FIFO).
 
 import * as fs from 'node:fs';
 import { basename, dirname, join, resolve as resolvePath } from 'node:path';
@@ -107,6 +112,12 @@ const LINGER_MS = 1000;
 export const LIMIT_CODES: ReadonlySet<string> = new Set(['EMFILE', 'ENFILE', 'ENOSPC', 'ENOMEM']);
 
 const DIR_MASK = IN.CREATE | IN.DELETE | IN.MOVED_FROM | IN.MOVED_TO | IN.DELETE_SELF | IN.MOVE_SELF | IN.ONLYDIR;
+// A FIFO with no reader: any open of it proves a reader was there (see above). One with a reader: a
+// reader's close, to place its death (EPOLLERR, from epoll, in no order with inotify's events) among the
+// changes of its name. Checkers open it for writing, so they raise IN_CLOSE_WRITE, not IN_CLOSE_NOWRITE;
+// IN_OPEN is not asked for then: every checker's open would wake us.
+const DEAD_FIFO_MASK = IN.OPEN;
+const ALIVE_FIFO_MASK = IN.CLOSE_NOWRITE;
 const MAX_LINKS = 40; // as the kernel's path walk (path_resolution(7)): then ELOOP
 
 const now = (): number => performance.timeOrigin + performance.now();
@@ -135,13 +146,31 @@ class DirWatch {
   }
 }
 
-/** A dead FIFO watched for IN_OPEN, by whoever follows it (one watch per inode). */
+/** A FIFO watched for IN_OPEN (dead) or IN_CLOSE_NOWRITE (alive), by whoever follows it (one watch per inode). */
 class FifoWatch {
   wd: number;
   users: Followed[] = [];
   constructor(wd: number) {
     this.wd = wd;
   }
+}
+
+/** What a batch of kernel events says of one followed path. */
+interface Told {
+  /** States proven in between, oldest first. */
+  evidence: WatchState[];
+  /** Our write end reported EPOLLERR: its FIFO lost its last reader. */
+  died: boolean;
+  /** Where among `evidence` a reader of its FIFO closed last (IN_CLOSE_NOWRITE), or -1. */
+  closedAt: number;
+  /** Whether its name was removed or replaced in this batch, and whether before that last close. */
+  renamed: boolean;
+  closedRenamed: boolean;
+  /**
+   * The first hop of its chain whose entry was removed or replaced in this batch (Infinity: none):
+   * what happens further down the old chain after that (behind a swapped link) is no longer its.
+   */
+  rebound: number;
 }
 
 /** What only some followed paths need: kept apart, so that the others do not pay for it. */
@@ -229,6 +258,15 @@ function eachHop(f: Followed, hops: Followed['hops'], fn: (w: DirWatch, key: str
   for (let i = 0; i + 1 < hops.length; i += 2) fn(hops[i] as DirWatch, hops[i + 1] as string);
 }
 
+/** Where [w, key] is in the chain of `f` (0: the path's own entry), or Infinity. */
+function hopIndex(f: Followed, w: DirWatch, key: string): number {
+  const hops = f.hops;
+  if (hops === null) return Infinity;
+  if (hops instanceof DirWatch) return hops === w && key === f.path ? 0 : Infinity;
+  for (let i = 0; i + 1 < hops.length; i += 2) if (hops[i] === w && hops[i + 1] === key) return i / 2;
+  return Infinity;
+}
+
 /** Whether `hops` (of `f`) holds [w, key]. */
 function hasHop(f: Followed, hops: Followed['hops'], w: DirWatch, key: string): boolean {
   if (hops === null) return false;
@@ -292,6 +330,12 @@ class Monitor {
   #turnMark = 0;
   /** IN_MOVED_FROM of `.<name>.<digits>.new` names, by cookie, until their IN_MOVED_TO comes. */
   readonly #moves = new Map<number, { wd: number; name: string }>();
+  /**
+   * Entries of watched directories that no one follows yet, with what the batch being handled proves of
+   * them from a holder's rename into place on (alive, then absent if removed again): a directory's
+   * target found in this batch starts from that evidence, even one gone again by then.
+   */
+  #unclaimed: Map<string, WatchState[]> | null = null;
 
   /**
    * How changes are learnt now, or null while nothing uses the monitor. After a failure, 'polling'
@@ -511,7 +555,7 @@ class Monitor {
       map.set(path, f);
       f.subs = sub;
       onFollowed?.(f);
-      this.#arm(f, null);
+      this.#arm(f, this.#unclaimed?.get(path) ?? null);
       if (this.#source === null) this.#schedulePoll();
       return f;
     }
@@ -570,7 +614,7 @@ class Monitor {
    * Sets the path up from scratch (watches first), looks, and reports what changed, after the states
    * `evidence` proves held in between (oldest first).
    */
-  #arm(f: Followed, evidence: WatchState[] | null): void {
+  #arm(f: Followed, evidence: WatchState[] | null, died = false): void {
     const source = this.#source;
     const oldHops = f.hops;
     const oldFifo = f.fifo;
@@ -589,7 +633,6 @@ class Monitor {
     let state: WatchState = 'absent';
     let error: ProcAliveError | undefined;
     let p = f.path;
-    const died = evidence !== null && evidence[0] === 'dead' && f.writer >= 0;
     const mark = source === null ? 0 : this.#markNow(source);
     try {
       for (let links = 0; ; ) {
@@ -616,16 +659,21 @@ class Monitor {
         }
         const fifo = st.kind === 'fifo';
         if (fifo && f.writer >= 0 && !died && st.dev === f.dev && st.ino === f.ino) {
-          state = 'alive'; // the FIFO our write end is in epoll for: its EPOLLERR will say when that ends
+          // The FIFO our write end is in epoll for: its EPOLLERR will say when that ends.
+          state = 'alive';
+          if (source !== null) watched(this.#watchFifo(source, f, p, ALIVE_FIFO_MASK));
           break;
         }
         this.#releaseWriter(f);
-        if (fifo && source !== null) watched(this.#watchFifo(source, f, p));
+        if (fifo && source !== null) watched(this.#watchFifo(source, f, p, DEAD_FIFO_MASK));
         const w = probeWriter(p);
         state = w.state;
         if (w.state === 'alive') {
           if (source === null) closeWriter(w.fd);
-          else watched(this.#keepWriter(source, f, w));
+          else {
+            watched(this.#keepWriter(source, f, w));
+            watched(this.#watchFifo(source, f, p, ALIVE_FIFO_MASK));
+          }
         }
         break;
       }
@@ -634,8 +682,7 @@ class Monitor {
       error = err instanceof ProcAliveError ? err : new ProcAliveError('EIO', String(err), { path: f.path, cause: err });
     }
     if (state !== 'alive') this.#releaseWriter(f);
-    // IN_OPEN is wanted only while no reader is there: an alive FIFO is opened by every checker.
-    if (state !== 'dead' && f.fifo !== null) {
+    if (state !== 'dead' && state !== 'alive' && f.fifo !== null) {
       this.#unuseFifo(f.fifo, f);
       f.fifo = null;
     }
@@ -656,7 +703,7 @@ class Monitor {
       return;
     }
     if (kind !== TARGET) return;
-    if (evidence !== null && f.state !== null) {
+    if (evidence !== null) {
       for (const s of evidence) if (s !== f.state) this.#emit(f, s, undefined);
     }
     if (state !== f.state || error?.code !== f.error?.code) {
@@ -717,14 +764,16 @@ class Monitor {
     return w;
   }
 
-  /** IN_OPEN on the FIFO at `path`, before it is looked at. */
-  #watchFifo(source: EventSource, f: Followed, path: string): FifoWatch | string {
-    // IN_MASK_ADD: if the path has just been replaced by a directory we watch, its mask is widened, not
-    // replaced (it is put back below).
-    const wd = source.addWatch(path, IN.OPEN | IN.MASK_ADD);
+  /**
+   * The FIFO at `path`, watched with `mask` (DEAD_FIFO_MASK before it is looked at; ALIVE_FIFO_MASK
+   * once it is seen alive), which replaces the mask of the one watch its inode has.
+   */
+  #watchFifo(source: EventSource, f: Followed, path: string, mask: number): FifoWatch | string {
+    const wd = source.addWatch(path, mask);
     if (typeof wd !== 'number') return wd;
     let w = this.#watches.get(wd);
     if (w instanceof DirWatch) {
+      // Replaced by a directory we watch since it was looked at: its mask put back; look again soon.
       source.addWatch(path, DIR_MASK);
       return 'EAGAIN';
     }
@@ -733,6 +782,7 @@ class Monitor {
       this.#watches.set(wd, w);
     }
     if (!w.users.includes(f)) w.users = [...w.users, f];
+    if (f.fifo !== null && f.fifo !== w) this.#unuseFifo(f.fifo, f);
     f.fifo = w;
     return w;
   }
@@ -854,17 +904,17 @@ class Monitor {
   // Kernel events.
 
   #onBatch(errored: number[], events: InotifyEvent[]): void {
-    // Per followed path touched: the states proven in between, oldest first.
-    const touched = new Map<Followed, WatchState[]>();
+    // What the batch says of each followed path it touches.
+    const touched = new Map<Followed, Told>();
     const entries = new Map<Followed, string[] | null>();
-    const touch = (f: Followed): WatchState[] => {
-      let e = touched.get(f);
-      if (e === undefined) touched.set(f, (e = []));
-      return e;
+    const touch = (f: Followed): Told => {
+      let t = touched.get(f);
+      if (t === undefined) touched.set(f, (t = { evidence: [], died: false, closedAt: -1, renamed: false, closedRenamed: false, rebound: Infinity }));
+      return t;
     };
     for (let i = 0; i + 1 < errored.length; i += 2) {
       const f = this.#writers[errored[i] as number];
-      if (f !== undefined && f.serial === errored[i + 1]) touch(f).push('dead');
+      if (f !== undefined && f.serial === errored[i + 1]) touch(f).died = true;
     }
     let overflow = false;
     for (const e of events) {
@@ -888,8 +938,13 @@ class Monitor {
         if (e.mask & IN.IGNORED) this.#forget(w);
         for (const f of w.users) {
           if (!fresh(f)) continue;
-          const ev = touch(f);
-          if (e.mask & IN.OPEN && f.state !== 'alive') ev.push('alive');
+          const t = touch(f);
+          if (t.rebound !== Infinity) continue; // an entry on the way was replaced before: maybe no longer its FIFO
+          if (e.mask & IN.OPEN && f.state !== 'alive') t.evidence.push('alive');
+          if (e.mask & IN.CLOSE_NOWRITE) {
+            t.closedAt = t.evidence.length;
+            t.closedRenamed = t.renamed;
+          }
         }
         continue;
       }
@@ -900,8 +955,11 @@ class Monitor {
         for (const users of w.names.values()) {
           for (const f of Array.isArray(users) ? users : [users]) {
             if (!fresh(f)) continue;
-            const ev = touch(f);
-            if (gone !== null) ev.push(gone);
+            const t = touch(f);
+            if (gone !== null) {
+              t.evidence.push(gone);
+              t.renamed = true;
+            }
           }
         }
         for (const f of w.whole) if (fresh(f)) touch(f);
@@ -919,15 +977,32 @@ class Monitor {
           paired = from.wd === e.wd && isFreshNameOf(from.name, e.name);
         }
       }
+      if (w.whole.length > 0) {
+        // A name only a directory's listener watches: what a rename proves, and a removal after it, is
+        // kept for the target it may become in this batch (a holder that renamed its FIFO into place
+        // and died, its FIFO perhaps removed too, before we look).
+        for (const prefix of w.prefixes) {
+          const key = prefix + e.name;
+          const told = this.#unclaimed?.get(key);
+          if (paired) (this.#unclaimed ??= new Map()).set(key, [...(told ?? []), 'alive']);
+          else if (told !== undefined && e.mask & (IN.DELETE | IN.MOVED_FROM)) told.push('absent');
+        }
+      }
       for (const prefix of w.prefixes) {
         const users = w.names.get(prefix + e.name);
         if (users === undefined) continue;
         for (const f of Array.isArray(users) ? users : [users]) {
           if (!fresh(f)) continue;
-          const ev = touch(f);
+          const t = touch(f);
           if (f.extra?.aux === w && e.name === 'run') continue; // what the directory is changes, not whether it is there
-          if (e.mask & (IN.DELETE | IN.MOVED_FROM)) ev.push('absent');
-          else if (paired) ev.push('alive');
+          const hop = hopIndex(f, w, prefix + e.name);
+          if (hop > t.rebound) continue; // behind an entry replaced earlier in this batch: not this path's any more
+          if (e.mask & (IN.DELETE | IN.MOVED_FROM | IN.MOVED_TO)) {
+            t.renamed = true;
+            t.rebound = Math.min(t.rebound, hop);
+          }
+          if (e.mask & (IN.DELETE | IN.MOVED_FROM)) t.evidence.push('absent');
+          else if (paired) t.evidence.push('alive');
         }
       }
       for (const f of w.whole) {
@@ -944,15 +1019,48 @@ class Monitor {
       this.#seenMark = this.#nextMark - 1;
       for (const map of Object.values(this.#followed)) {
         for (const f of map.values()) {
-          if (!touched.has(f)) touched.set(f, []);
+          touch(f);
           if (f.kind === DIRECTORY) entries.set(f, null);
         }
       }
     }
-    for (const [f, evidence] of touched) if (this.#isFollowed(f)) this.#arm(f, evidence);
-    for (const [f, names] of entries) {
-      if (this.#isFollowed(f) && f.kind === DIRECTORY && !touched.has(f)) this.#tell(f, (s) => s.entries?.(f, names));
+    for (const [f, t] of touched) {
+      if (!this.#isFollowed(f)) continue;
+      // A reader's close harvested before its EPOLLERR (which would be lost with the write end, if the
+      // look below finds the FIFO gone): the write end says at once whether that was the last reader.
+      if (t.closedAt >= 0 && !t.died && f.writer >= 0 && this.#source?.writerLost(f.writer)) t.died = true;
+      // The death among the other evidence: where its last reader closed, if that is in the batch
+      // (dropped if its name was removed or replaced before: then it was no longer this path's FIFO);
+      // else first (the close came before this harvest; every holder closes before it removes its FIFO).
+      if (t.died && f.state === 'alive') {
+        if (t.closedAt < 0) t.evidence.unshift('dead');
+        else if (!t.closedRenamed) t.evidence.splice(t.closedAt, 0, 'dead');
+      }
+      this.#arm(f, t.evidence, t.died);
     }
+    for (const [f, names] of entries) {
+      if (!this.#isFollowed(f) || names === null) continue;
+      // Listed again by its own arming above if it was touched; else told the names. Names the batch
+      // proved a life of are told in any case, even if the directory is gone by now.
+      const told = f.kind === DIRECTORY && !touched.has(f) ? names : names.filter((name) => this.hasEvidence(join(f.path, name)));
+      if (told.length > 0) this.#tell(f, (s) => s.entries?.(f, told));
+    }
+    this.#unclaimed = null;
+  }
+
+  /** Whether a batch being handled proves something of `path`, an entry no one follows yet. */
+  hasEvidence(path: string): boolean {
+    return this.#unclaimed?.has(path) ?? false;
+  }
+
+  /** The names in directory `dir` that a batch being handled proves something of (see hasEvidence). */
+  evidenceIn(dir: string): string[] {
+    const prefix = dir.endsWith('/') ? dir : `${dir}/`;
+    const names: string[] = [];
+    for (const key of this.#unclaimed?.keys() ?? []) {
+      if (key.startsWith(prefix) && !key.includes('/', prefix.length)) names.push(key.slice(prefix.length));
+    }
+    return names;
   }
 
   /** A watch the kernel has dropped (IN_IGNORED): its wd is no longer ours to remove. */

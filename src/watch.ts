@@ -218,14 +218,25 @@ export class Watcher extends EventEmitter<WatcherEvents> implements AsyncIterabl
     if (unseen) {
       // An entry of a watched directory is a target once it is a FIFO (or a service directory): until
       // then, something else there (a file that is not a FIFO) or nothing says nothing.
-      if (c.state === 'absent' && c.path === f.path) return this.#let(f); // gone before it was a target
+      if (c.state === 'absent' && c.path === f.path) {
+        // Gone before it was a target (once the batch is handled: see below).
+        queueMicrotask(() => {
+          if (!this.#closed && f.state === 'absent' && this.#unseen.has(f)) this.#let(f);
+        });
+        return;
+      }
       if (c.state === 'unknown' && c.error?.code === 'ENOTFIFO') return;
       this.#unseen.delete(f);
     }
     this.#report(f.path, c, unseen ? null : c.previous);
     // A target of a directory that is gone is no longer followed; if it comes back, it starts anew. (A
-    // service directory whose supervise/ok is absent is still there.)
-    if (c.state === 'absent' && c.path === f.path) this.#let(f);
+    // service directory whose supervise/ok is absent is still there.) Looked at once the batch of
+    // kernel events is handled: absent may be evidence, with what a look saw after it still to come.
+    if (c.state === 'absent' && c.path === f.path) {
+      queueMicrotask(() => {
+        if (!this.#closed && f.state === 'absent' && this.#in.has(f)) this.#let(f);
+      });
+    }
   }
 
   #report(target: string, c: StateChange, previous: WatchState | null): void {
@@ -243,11 +254,15 @@ export class Watcher extends EventEmitter<WatcherEvents> implements AsyncIterabl
     let members = this.#members.get(dir);
     if (members === undefined) this.#members.set(dir, (members = new Map()));
     let found: string[];
+    const monitor = theMonitor();
     if (names !== null) {
-      found = names.filter((name) => !name.startsWith('.') && maybeTarget(join(dir.path, name)));
+      // An entry gone again by now is still followed if the kernel proved something of it (a holder
+      // renamed it into place): it is reported, then found gone.
+      found = names.filter((name) => !name.startsWith('.') && (maybeTarget(join(dir.path, name)) || monitor.hasEvidence(join(dir.path, name))));
     } else {
       try {
-        found = listCandidates(dir.path);
+        // And the names gone again whose life the kernel proved in the batch that has this listed.
+        found = [...new Set([...listCandidates(dir.path), ...monitor.evidenceIn(dir.path)])];
       } catch (err) {
         const e = err instanceof ProcAliveError ? err : new ProcAliveError('EIO', String(err), { path: dir.path });
         for (const target of this.#targetsOf(dir)) {
@@ -256,7 +271,6 @@ export class Watcher extends EventEmitter<WatcherEvents> implements AsyncIterabl
         return;
       }
     }
-    const monitor = theMonitor();
     for (const name of found) {
       const path = join(dir.path, name);
       if (members.has(path) || this.#given(path) !== undefined) continue;
