@@ -1,7 +1,7 @@
 // The command line: parses arguments, calls the library, maps outcomes to exit codes. It holds no logic
 // of its own. `main` returns the exit code rather than exiting, so it can be tested in-process.
 
-import { writeSync } from 'node:fs';
+import { closeSync, constants as fsConstants, fstatSync, openSync, writeSync } from 'node:fs';
 import { basename } from 'node:path';
 import { checkSync, type State } from './check.js';
 import { ProcAliveError } from './errors.js';
@@ -22,6 +22,10 @@ export const EXIT_HELD = 75;
 export const EXIT_RUN_FAILED = 125;
 /** `wait`: the timeout passed first (s6-svwait's code). */
 export const EXIT_TIMEOUT = 99;
+/** `watch`: the reader of its output went away (EPIPE): 128 + SIGPIPE, as a process SIGPIPE killed (tail -f). */
+export const EXIT_PIPE = 141;
+/** `watch`: its output is not being read and the lines waiting for it passed the bound (sysexits' EX_IOERR). */
+export const EXIT_OUTPUT_STALLED = 74;
 /** `run -- command`: the command was found but cannot be run; not found (the shell's codes). */
 export const EXIT_CANNOT_EXEC = 126;
 export const EXIT_NOT_FOUND = 127;
@@ -50,13 +54,17 @@ Commands:
   status [target...]       state and holder of each target (pid, uptime, command), or of every
                            target in the default directory; exit codes as for check
       --json               one JSON object per target per line: {"target","path","state","holder",...}
-  wait <target>...         wait until every target is alive (no polling: the kernel tells)
+  wait <target>...         wait until every target is alive (no polling: the kernel tells);
+                           a directory is a service directory, waited for through its supervise/ok
+                           even before its run file or supervise/ exist
       --up | --down        wait for alive (default), or for dead or absent
       --any | --all        until any one target is there, or all of them (default)
       --timeout <seconds>  give up after this long: exit 99, naming what is not there yet
   watch <target or directory>...
                            print a line for each change of state, until SIGINT/SIGTERM (exit 0);
-                           a directory stands for the targets in it, as they come and go
+                           the first line of each target is its current state; a directory that is
+                           not a service directory stands for the targets in it, as they come and go
+                           (also one that does not exist yet); names are printed escaped (\n, \x1b)
       --json               one JSON object per change per line
   serve <target or directory>...
                            answer over HTTP from the watcher's memory, until SIGINT/SIGTERM (exit 0):
@@ -85,6 +93,12 @@ Exit codes of check:
 Exit codes of wait:
   0  reached   99  timed out   2  usage error   4  a target cannot be told (stderr says why)
 
+Exit codes of watch:
+  0    stopped by SIGINT or SIGTERM
+  2    usage error
+  141  the reader of its output went away (as a process killed by SIGPIPE: watch ... | head -1)
+  74   its output is not being read: more than 1 MiB of lines waited (one line on stderr says so)
+
 Exit codes of serve:
   0  stopped by SIGTERM/SIGINT   2  usage error (also: two targets with one name)
   125  cannot serve (address in use, permission denied, unsafe directory, ...); stderr says why
@@ -103,19 +117,22 @@ Exit codes of run:
 
 class UsageError extends Error {}
 
+const pause = new Int32Array(new SharedArrayBuffer(4));
+
 /**
  * Writes to fd 1 or 2 directly: process.stdout and process.stderr are streams built on first use, a cost
  * a one-shot check does not need. A closed pipe (EPIPE: `proc-alive check x | head -0`) is no error,
- * the answer is in the exit code.
+ * the answer is in the exit code. A non-blocking pipe that is full (EAGAIN) is waited for, a millisecond
+ * at a time and for a second at most, never in a busy loop. (`watch` writes through {@link LineOutput}.)
  */
 function write(fd: 1 | 2, text: string): void {
   let data = Buffer.from(text);
-  while (data.length > 0) {
+  for (let waited = 0; data.length > 0; ) {
     try {
       data = data.subarray(writeSync(fd, data));
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'EAGAIN') continue; // a non-blocking pipe that is full
-      return;
+      if ((err as NodeJS.ErrnoException).code !== 'EAGAIN' || ++waited > 1000) return;
+      Atomics.wait(pause, 0, 0, 1);
     }
   }
 }
@@ -431,11 +448,110 @@ async function runWait(args: string[]): Promise<number> {
   } catch (err) {
     if (err instanceof ProcAliveError && err.code === 'EINVAL' && err.path === undefined) throw new UsageError(err.message);
     if (err instanceof ProcAliveError && err.code === 'ETIMEDOUT') {
-      say(`timed out: ${err.message}`);
+      say(`timed out: ${escapeText(err.message)}`);
       return EXIT_TIMEOUT;
     }
-    say(reason(err));
+    say(escapeText(reason(err)));
     return CHECK_EXIT.unknown;
+  }
+}
+
+/** Bytes of lines `watch` keeps for a reader that does not read, before it gives up (EXIT_OUTPUT_STALLED). */
+const OUTPUT_BOUND = 1024 * 1024;
+/** How soon a full pipe is tried again. */
+const OUTPUT_RETRY_MS = 20;
+
+/**
+ * Lines out of a long-running command, without ever blocking or spinning on them. A pipe or a terminal
+ * on fd 1 is opened again through /proc/self/fd/1, non-blocking: a new open file description of the same
+ * pipe, so the flags of the one the shell and other processes share are left alone. (A socket cannot be
+ * opened again: fd 1 is written as it is, and may block if it is blocking and its reader stalls.) A full pipe (EAGAIN)
+ * keeps lines in a bounded queue, tried again on a timer; a blocked write(2) would be restarted after a
+ * signal (libuv's handlers use SA_RESTART), and SIGTERM would wait for the reader. A reader that went away
+ * ends the command with {@link EXIT_PIPE}: at the next write (EPIPE), or at once, as the kernel flags
+ * the write end of a pipe with no reader (EPOLLERR; `watch | head -1` with nothing more to say). A queue
+ * past {@link OUTPUT_BOUND} ends it with {@link EXIT_OUTPUT_STALLED}.
+ */
+class LineOutput {
+  readonly #fd: number;
+  readonly #own: boolean;
+  readonly #queue: Buffer[] = [];
+  #queued = 0;
+  #retry: NodeJS.Timeout | null = null;
+  #readerGone: { close(): void } | null = null;
+  readonly #end: (code: number) => void;
+  #ended = false;
+
+  constructor(end: (code: number) => void, whenReaderGone: (fd: number, gone: () => void) => { close(): void }) {
+    this.#end = end;
+    let fd = 1;
+    let peer = false;
+    try {
+      const st = fstatSync(1);
+      peer = st.isFIFO() || st.isSocket();
+      if (st.isFIFO() || st.isCharacterDevice()) {
+        fd = openSync('/proc/self/fd/1', fsConstants.O_WRONLY | fsConstants.O_NONBLOCK | fsConstants.O_NOCTTY);
+      }
+    } catch {
+      // No /proc, or a pipe of another user's (mode 0600): fd 1 as it is.
+    }
+    this.#fd = fd;
+    this.#own = fd !== 1;
+    if (peer) this.#readerGone = whenReaderGone(fd, () => this.#finish(EXIT_PIPE));
+  }
+
+  line(text: string): void {
+    if (this.#ended) return;
+    const data = Buffer.from(`${text}\n`);
+    if (this.#queued + data.length > OUTPUT_BOUND) {
+      say(`output is not being read: ${this.#queued} bytes wait to be written; giving up`);
+      this.#finish(EXIT_OUTPUT_STALLED);
+      return;
+    }
+    this.#queue.push(data);
+    this.#queued += data.length;
+    if (this.#retry === null) this.flush();
+  }
+
+  /** Writes what the pipe takes now; the rest waits for the retry timer. */
+  flush(): void {
+    while (!this.#ended && this.#queue.length > 0) {
+      const chunk = this.#queue[0] as Buffer;
+      let n: number;
+      try {
+        n = writeSync(this.#fd, chunk);
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code === 'EAGAIN') {
+          this.#retry ??= setTimeout(() => {
+            this.#retry = null;
+            this.flush();
+          }, OUTPUT_RETRY_MS);
+          return;
+        }
+        if (code !== 'EPIPE') say(`cannot write the output: ${escapeText(reason(err))}`);
+        this.#finish(EXIT_PIPE);
+        return;
+      }
+      this.#queued -= n;
+      if (n < chunk.length) this.#queue[0] = chunk.subarray(n);
+      else this.#queue.shift();
+    }
+  }
+
+  #finish(code: number): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    this.#end(code);
+  }
+
+  /** One last try at what waits (never blocking), then lets go of the timers and the fd. */
+  close(): void {
+    this.flush();
+    this.#ended = true;
+    if (this.#retry !== null) clearTimeout(this.#retry);
+    this.#readerGone?.close();
+    if (this.#own) closeSync(this.#fd);
   }
 }
 
@@ -445,6 +561,7 @@ async function runWatch(args: string[]): Promise<number> {
   if (operands.includes('')) throw new UsageError('empty target: give a path or a name');
   const json = flags.has('--json');
   const { watch } = await import('./watch.js');
+  const { theMonitor } = await import('./monitor.js');
   let watcher: ReturnType<typeof watch>;
   try {
     watcher = watch(operands);
@@ -452,24 +569,31 @@ async function runWatch(args: string[]): Promise<number> {
     if (err instanceof ProcAliveError && err.code === 'EINVAL') throw new UsageError(err.message);
     throw err;
   }
-  watcher.on('change', (e) => {
-    if (json) {
-      write(1, `${JSON.stringify({ ...e, time: new Date(e.time).toISOString() })}\n`);
-      return;
-    }
-    const was = e.previous === null ? '' : `  (was ${e.previous})`;
-    const why = e.reason === undefined ? '' : `  ${e.reason}`;
-    write(1, `${new Date(e.time).toISOString()}  ${e.target}  ${e.state}${was}${why}\n`);
-  });
   return new Promise<number>((resolve) => {
-    const stop = (): void => {
-      process.removeListener('SIGINT', stop);
-      process.removeListener('SIGTERM', stop);
-      watcher.close();
-      resolve(0);
+    const stop = (code: number): void => {
+      process.removeListener('SIGINT', onSignal);
+      process.removeListener('SIGTERM', onSignal);
+      out.close();
+      // Released in the background: the worker and the fds go with the process anyway.
+      void watcher.close();
+      resolve(code);
     };
-    process.on('SIGINT', stop);
-    process.on('SIGTERM', stop);
+    const onSignal = (): void => stop(0);
+    // The kernel says when the reader of a pipe has gone (EPOLLERR on its write end).
+    const out = new LineOutput(stop, (fd, gone) => theMonitor().watchFd(fd, (kind) => kind === 'error' && gone(), { readable: false, refd: false }));
+    watcher.on('change', (e) => {
+      if (json) {
+        out.line(jsonLine({ ...e, time: new Date(e.time).toISOString() }));
+        return;
+      }
+      const was = e.previous === null ? '' : `  (was ${e.previous})`;
+      const why = e.reason === undefined ? '' : `  ${escapeText(e.reason)}`;
+      out.line(`${new Date(e.time).toISOString()}  ${escapeText(e.target)}  ${e.state}${was}${why}`);
+    });
+    // Failures of the watching itself (it goes on by polling): one line each on stderr.
+    watcher.on('error', (err) => say(escapeText(err.message)));
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
   });
 }
 

@@ -2,8 +2,8 @@
 // errors: a ProcAliveError always means "could not do it" or, for a check, "cannot tell".
 
 /**
- * Codes a {@link ProcAliveError} carries. Kernel failures keep their errno name (`EACCES`, `ELOOP`,
- * `ENAMETOOLONG`, `ENOTDIR`, `EIO`, ...); the ones below are proc-alive's own.
+ * Codes a {@link ProcAliveError} carries: proc-alive's own, then the errno names it passes on from the
+ * kernel (a check that cannot tell, a path that cannot be held or watched).
  */
 export type ProcAliveErrorCode =
   /** Something that is not a FIFO is at the path (regular file, directory, socket, device). */
@@ -28,7 +28,46 @@ export type ProcAliveErrorCode =
   | 'ENOTFILE'
   /** A holder's directory was moved or replaced since it was opened (platforms without /proc). */
   | 'EMOVED'
+  /** Two served targets would have one name (`serve`). */
+  | 'EDUPNAME'
+  /** Something at a `unix:` listen path that is not a socket (`serve`). */
+  | 'ENOTSOCK'
+  /** A wait's timeout passed first; `err.pending` says what was not reached (see {@link WaitTimeoutError}). */
+  | 'ETIMEDOUT'
+  /**
+   * Watching itself failed: the event worker ended without being asked, or could not start. Waits and
+   * watchers go on by polling (a watcher's `'error'` event says so).
+   */
+  | 'EWATCH'
+  // The kernel's, passed on:
+  | 'EACCES'
+  | 'EPERM'
+  | 'ELOOP'
+  | 'ENAMETOOLONG'
+  | 'ENOTDIR'
+  | 'ENOENT'
+  | 'EIO'
+  | 'EROFS'
+  | 'EEXIST'
+  | 'EISDIR'
+  | 'ENXIO'
+  | 'EOVERFLOW'
+  | 'EBADF'
+  /** Limits: the open-file limit (EMFILE, ENFILE), the inotify watch limit (ENOSPC), memory (ENOMEM). */
+  | 'EMFILE'
+  | 'ENFILE'
+  | 'ENOSPC'
+  | 'ENOMEM'
   | (string & {});
+
+/** What a wait that timed out was still waiting for: a target, and its last state (null: none seen yet). */
+export interface Pending {
+  target: string;
+  state: 'alive' | 'dead' | 'absent' | 'unknown' | null;
+}
+
+/** The error of a wait whose timeout passed: `code` is `'ETIMEDOUT'` and `pending` is set. */
+export type WaitTimeoutError = ProcAliveError & { readonly code: 'ETIMEDOUT'; readonly pending: Pending[] };
 
 export interface ProcAliveErrorOptions {
   /** The absolute or relative path that was being worked on, when there is one. */
@@ -41,6 +80,8 @@ export class ProcAliveError extends Error {
   override name = 'ProcAliveError';
   readonly code: ProcAliveErrorCode;
   readonly path: string | undefined;
+  /** Set on `ETIMEDOUT` from a wait: what was not reached. */
+  declare readonly pending?: Pending[];
 
   /** `message` is the reason alone; the path is put in front of it when there is one. */
   constructor(code: ProcAliveErrorCode, reason: string, options: ProcAliveErrorOptions = {}) {
@@ -65,6 +106,9 @@ const reasons: Record<string, string> = {
   EISDIR: 'is a directory',
   ENXIO: 'no such device or address',
   EOVERFLOW: 'value too large',
+  EMFILE: 'too many open files',
+  ENFILE: 'too many open files in the system',
+  ENOMEM: 'out of memory',
 };
 
 /** Wraps an errno failure (from Node's fs or from the FFI) into a ProcAliveError for `path`. */

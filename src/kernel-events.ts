@@ -1,67 +1,40 @@
 // The kernel's event interfaces, for watching without polling (Linux, through koffi): the other half of
-// the kernel layer, next to kernel.ts. Watch logic (what a change means) lives in monitor.ts.
+// the kernel layer, next to kernel.ts. What a change means is decided in monitor.ts.
 //
 // - epoll(7) on a watcher's write end of each alive FIFO, with no event asked for: the kernel reports
 //   EPOLLERR when the last reader goes (pipe(7)). Asking for EPOLLOUT instead would fire at once and spin.
 //   EPOLLONESHOT: reported once, then disarmed until we close that fd, so a dead FIFO cannot spin either.
 // - inotify(7): IN_OPEN on a FIFO that has no reader (a runner opening it: any runner, C, runsv, ...);
-//   creations, removals and renames in the directories that contain the targets. IN_OPEN is not asked
-//   for on an alive FIFO: every checker's open would wake us.
-// - One worker thread blocks in epoll_wait(2) and posts what it saw. Not the libuv pool (a pending call
-//   there holds one of its 4 threads: other fs calls of the application would wait), and not the main
-//   thread. A thread blocked in a native call makes process.exit() hang (the main thread joins it), so
-//   while the worker runs, an exit hook wakes it through an eventfd(2) that is in the epoll set.
+//   creations, removals and renames in the directories on the way to each target.
+// - Any other fd the caller wants to hear about when it becomes readable (EPOLLIN), e.g. a socket.
+// - One worker thread (kernel-events-worker.ts) blocks in epoll_wait(2) and posts what it harvests. Not
+//   the libuv pool (a pending call there holds one of its 4 threads: other fs calls of the application
+//   would wait), and not the main thread. A thread blocked in a native call makes the exit of the process
+//   hang (the main thread joins it), so an 'exit' hook wakes it through an eventfd(2) in the epoll set.
+//   Only 'exit': a process that survives an uncaught exception (a handler) keeps its worker, and one that
+//   does not emits 'exit' on its way out (process docs, 'uncaughtException').
 
 import * as fs from 'node:fs';
 import { Worker } from 'node:worker_threads';
-import { errnoError } from './errors.js';
+import { ProcAliveError, errnoError } from './errors.js';
+import {
+  EPOLL,
+  EVENT_SIZE,
+  IN,
+  O_CLOEXEC,
+  O_NONBLOCK,
+  epollEvent,
+  harvest,
+  harvestBuffers,
+  parseInotify,
+  type HarvestBuffers,
+  type InotifyEvent,
+} from './kernel-events-format.js';
+import type { WorkerData, WorkerMessage } from './kernel-events-worker.js';
 import { errnoName, loadFfi } from './kernel.js';
+import { fsPath } from './text.js';
 
-const O_CLOEXEC = 0o2000000; // EPOLL_CLOEXEC, IN_CLOEXEC and EFD_CLOEXEC have the same value
-const O_NONBLOCK = 0o4000; // IN_NONBLOCK, EFD_NONBLOCK
-const EPOLL_CTL_ADD = 1;
-const EPOLL_CTL_DEL = 2;
-const EPOLLIN = 0x1;
-const EPOLLONESHOT = 1 << 30;
-
-/** inotify(7) masks. */
-export const IN = {
-  OPEN: 0x20,
-  MOVED_FROM: 0x40,
-  MOVED_TO: 0x80,
-  CREATE: 0x100,
-  DELETE: 0x200,
-  DELETE_SELF: 0x400,
-  MOVE_SELF: 0x800,
-  ATTRIB: 0x4,
-  UNMOUNT: 0x2000,
-  Q_OVERFLOW: 0x4000,
-  IGNORED: 0x8000,
-  ONLYDIR: 0x01000000,
-} as const;
-
-// struct epoll_event is packed on x86-64 (12 bytes, data at offset 4) and naturally aligned elsewhere
-// (16 bytes, data at offset 8): <sys/epoll.h>, __EPOLL_PACKED.
-const EVENT_SIZE = process.arch === 'x64' ? 12 : 16;
-const DATA_OFFSET = process.arch === 'x64' ? 4 : 8;
-
-export interface InotifyEvent {
-  wd: number;
-  mask: number;
-  name: string;
-}
-
-/** A write end in the epoll set: its fd, and the serial it was added with (fd numbers are reused). */
-export interface WriterId {
-  fd: number;
-  serial: number;
-}
-
-export interface EventBatch {
-  /** Write ends that reported EPOLLERR: their FIFO lost its last reader. */
-  errored: WriterId[];
-  inotify: InotifyEvent[];
-}
+export { IN, type InotifyEvent };
 
 interface Calls {
   epoll_create1(flags: number): number;
@@ -69,128 +42,118 @@ interface Calls {
   read(fd: number, buf: Buffer, count: number): number | bigint;
   epoll_ctl(epfd: number, op: number, fd: number, event: Buffer | null): number;
   inotify_init1(flags: number): number;
-  inotify_add_watch(fd: number, path: string, mask: number): number;
+  inotify_add_watch(fd: number, path: string | Buffer, mask: number): number;
   inotify_rm_watch(fd: number, wd: number): number;
   eventfd(initval: number, flags: number): number;
+  poll(fds: Buffer, nfds: number, timeout: number): number;
   errno(): number;
 }
 
-// The worker: CommonJS source, evaluated in its own thread with its own koffi. It only waits and reads;
-// every change to the sets is made by the main thread (epoll_ctl and inotify_add_watch are thread-safe).
-const WORKER = `
-const { workerData: d, parentPort } = require('node:worker_threads');
-const koffi = require(d.koffiPath);
-const lib = koffi.load(d.libName);
-const epoll_wait = lib.func('int epoll_wait(int epfd, void *events, int maxevents, int timeout)');
-const read = lib.func('long read(int fd, void *buf, unsigned long count)');
-const stop = new Int32Array(d.stop);
-const events = Buffer.alloc(${EVENT_SIZE} * 1024);
-const buf = Buffer.alloc(64 * 1024);
-// Handed over, not shared: until the main thread has stopped reading the queues itself (stop[1] = 1),
-// the worker reads nothing, so no event is taken by one thread while an earlier one waits in the other.
-parentPort.postMessage({ ready: true });
-while (Atomics.load(stop, 0) === 0 && Atomics.load(stop, 1) === 0) Atomics.wait(stop, 1, 0, 100);
-for (;;) {
-  const n = epoll_wait(d.epfd, events, 1024, -1);
-  if (Atomics.load(stop, 0) !== 0) break;
-  if (n < 0) {
-    const e = koffi.errno();
-    if (e === 4) continue; // EINTR
-    parentPort.postMessage({ error: e });
-    break;
-  }
-  const errored = [];
-  const chunks = [];
-  for (let i = 0; i < n; i++) {
-    const fd = events.readInt32LE(i * ${EVENT_SIZE} + ${DATA_OFFSET});
-    const serial = events.readUInt32LE(i * ${EVENT_SIZE} + ${DATA_OFFSET} + 4);
-    if (fd === d.inotifyFd) {
-      for (;;) {
-        const r = Number(read(d.inotifyFd, buf, buf.length));
-        if (r <= 0) break;
-        chunks.push(Buffer.from(buf.subarray(0, r)));
-      }
-    } else if (fd === d.wakeFd) {
-      read(d.wakeFd, buf, 8);
-    } else {
-      errored.push(fd, serial);
-    }
-  }
-  if (errored.length > 0 || chunks.length > 0) parentPort.postMessage({ errored, inotify: Buffer.concat(chunks) });
+/** What an event source tells its owner, always on the main thread. */
+export interface SourceEvents {
+  /**
+   * What the kernel reported: write ends whose FIFO lost its last reader (fd and serial, flat), and the
+   * inotify events in the kernel's order.
+   */
+  batch(errored: number[], inotify: InotifyEvent[]): void;
+  /** The worker ended without being asked, or could not start. The source is closed when this is called. */
+  failure(err: ProcAliveError): void;
+  /** The worker waits now: from here on, the main thread must not drain. */
+  ready(): void;
 }
-`;
 
 /**
- * One epoll set, one inotify instance and the worker waiting on them. Created by {@link openEventSource};
+ * Why a readable callback is called: `'readable'` (EPOLLIN: there is something to read), `'error'`
+ * (EPOLLERR or EPOLLHUP: for the write end of a pipe, its last reader has gone), or `'poll'` (no kernel
+ * events here, or not now: look without blocking).
+ */
+export type ReadyKind = 'readable' | 'error' | 'poll';
+
+/** A registration of {@link EventSource.watchFd}. */
+export interface FdWatch {
+  /** Stops reporting (before the fd is closed). Idempotent. */
+  close(): void;
+}
+
+const POLLERR = 0x8;
+
+/** A path nothing of ours watches (it is not a FIFO, not a directory): markers are put on it. */
+const MARKER_PATH = '/dev/null';
+
+/**
+ * One epoll set, one inotify instance and the worker waiting on them. Made by {@link openEventSource};
  * `close()` stops the worker and closes every fd it made.
  */
 export class EventSource {
   readonly #c: Calls;
-  readonly #epfd: number;
-  readonly #inotifyFd: number;
-  readonly #wakeFd: number;
-  /** [0]: stop, set to end the worker; [1]: go, set once the main thread no longer drains. */
-  readonly #stop = new Int32Array(new SharedArrayBuffer(8));
+  readonly #fds: { epfd: number; inotifyFd: number; wakeFd: number };
+  readonly #control = new Int32Array(new SharedArrayBuffer(8));
   readonly #worker: Worker;
+  readonly #on: SourceEvents;
   readonly #wake = (): void => this.#interrupt();
+  readonly #readable = new Map<number, { fd: number; callback: (kind: ReadyKind) => void }>();
   #closed = false;
   #ready = false;
   #serial = 0;
-  #drainBuffers: { events: Buffer; data: Buffer } | undefined;
+  #drainBuffers: HarvestBuffers | undefined;
+  #event: Buffer | undefined;
+  #pollFd: Buffer | undefined;
+  #exited: Promise<void>;
 
-  constructor(
-    c: Calls,
-    koffiPath: string,
-    libName: string,
-    onBatch: (batch: EventBatch) => void,
-    onError: (err: Error) => void,
-    onReady: () => void,
-  ) {
+  constructor(c: Calls, koffiPath: string, libName: string, on: SourceEvents) {
     this.#c = c;
-    const fds: number[] = [];
+    this.#on = on;
+    const made: number[] = [];
     try {
-      this.#epfd = check(c, c.epoll_create1(O_CLOEXEC), 'epoll_create1');
-      fds.push(this.#epfd);
-      this.#inotifyFd = check(c, c.inotify_init1(O_NONBLOCK | O_CLOEXEC), 'inotify_init1');
-      fds.push(this.#inotifyFd);
-      this.#wakeFd = check(c, c.eventfd(0, O_NONBLOCK | O_CLOEXEC), 'eventfd');
-      fds.push(this.#wakeFd);
-      for (const fd of [this.#inotifyFd, this.#wakeFd]) check(c, c.epoll_ctl(this.#epfd, EPOLL_CTL_ADD, fd, eventOf(EPOLLIN, fd)), 'epoll_ctl');
+      const epfd = check(c, c.epoll_create1(O_CLOEXEC), 'epoll_create1');
+      made.push(epfd);
+      const inotifyFd = check(c, c.inotify_init1(O_NONBLOCK | O_CLOEXEC), 'inotify_init1');
+      made.push(inotifyFd);
+      const wakeFd = check(c, c.eventfd(0, O_NONBLOCK | O_CLOEXEC), 'eventfd');
+      made.push(wakeFd);
+      for (const fd of [inotifyFd, wakeFd]) check(c, c.epoll_ctl(epfd, EPOLL.CTL_ADD, fd, epollEvent(EPOLL.IN, fd, 0)), 'epoll_ctl');
+      this.#fds = { epfd, inotifyFd, wakeFd };
+      const workerData: WorkerData = { koffiPath, libName, ...this.#fds, control: this.#control.buffer as SharedArrayBuffer };
+      this.#worker = new Worker(new URL('./kernel-events-worker.js', import.meta.url), {
+        workerData,
+        // Nothing of the application's: the worker only waits. A small heap; no stdin; its stdout and
+        // stderr its own (the default pipes them into process.stdout, which makes fd 1 non-blocking for
+        // every process that shares it); none of the main program's node options.
+        resourceLimits: { maxOldGenerationSizeMb: 16, maxYoungGenerationSizeMb: 2, codeRangeSizeMb: 2, stackSizeMb: 1 },
+        stdin: false,
+        stdout: true,
+        stderr: true,
+        execArgv: [],
+      });
     } catch (err) {
-      for (const fd of fds) fs.closeSync(fd);
-      throw err;
+      for (const fd of made) fs.closeSync(fd);
+      throw err instanceof ProcAliveError ? err : new ProcAliveError('EWATCH', `cannot start the event worker (${String(err)})`, { cause: err });
     }
-    this.#worker = new Worker(WORKER, {
-      eval: true,
-      workerData: { koffiPath, libName, epfd: this.#epfd, inotifyFd: this.#inotifyFd, wakeFd: this.#wakeFd, stop: this.#stop.buffer },
-      // Nothing of the application's: the worker only waits. Small heap, no stdin, and none of the main
-      // program's node options (with --input-type=module inherited, this CommonJS source would not run).
-      resourceLimits: { maxOldGenerationSizeMb: 16 },
-      stdin: false,
-      execArgv: [],
-    });
-    this.#worker.on('message', (m: { errored?: number[]; inotify?: Uint8Array; error?: number; ready?: boolean }) => {
+    this.#worker.on('message', (m: WorkerMessage) => {
       if (this.#closed) return;
-      if (m.ready) {
+      if (m.kind === 'ready') {
         this.#ready = true;
-        onReady(); // the main thread stops draining here, and only then lets the worker read
-        Atomics.store(this.#stop, 1, 1);
-        Atomics.notify(this.#stop, 1);
-        return;
+        this.#on.ready(); // the main thread stops draining here, and only then lets the worker read
+        Atomics.store(this.#control, 1, 1);
+        Atomics.notify(this.#control, 1);
+      } else if (m.kind === 'error') {
+        this.#fail(errnoError(errnoName(m.errno), '', 'epoll_wait'));
+      } else {
+        this.#deliver(m.ready, m.inotify);
       }
-      if (m.error !== undefined) {
-        onError(errnoError(errnoName(m.error), '', 'epoll_wait'));
-        return;
-      }
-      onBatch({ errored: pairs(m.errored ?? []), inotify: parseInotify(Buffer.from(m.inotify ?? new Uint8Array())) });
     });
-    this.#worker.on('error', (err) => {
-      if (!this.#closed) onError(err);
+    this.#worker.on('error', (err) => this.#fail(err));
+    this.#exited = new Promise((resolve) => {
+      this.#worker.once('exit', (code) => {
+        // The fds are closed once the worker is out of epoll_wait: closing them under it could hand their
+        // numbers to someone else's file while it still reads them.
+        for (const fd of Object.values(this.#fds)) fs.closeSync(fd);
+        process.removeListener('exit', this.#wake);
+        this.#fail(new Error(`it exited with code ${code}`));
+        resolve();
+      });
     });
-    // While the worker may block, a process exit (process.exit(), the end of the loop, an uncaught
-    // exception) must wake it, or the exit waits for it forever.
     process.on('exit', this.#wake);
-    process.on('uncaughtExceptionMonitor', this.#wake);
   }
 
   /** Whether the worker has started waiting: until then, events wait in the kernel unless drained. */
@@ -199,33 +162,36 @@ export class EventSource {
   }
 
   /**
-   * What the kernel has queued, read now without waiting, on this thread. The worker takes ~30 ms to
-   * start (it loads koffi); events of that time would otherwise be looked at only after it, when a
-   * runner that started and died meanwhile has left no trace of having lived. The wake-up eventfd is
-   * never read here, so a stop still reaches the worker.
+   * What the kernel has queued, read now without waiting, on this thread, and delivered as the worker's
+   * batches are. The worker takes ~30 ms to start (it loads koffi); events of that time would otherwise
+   * be looked at only after it, when a runner that started and died meanwhile has left no trace of
+   * having lived. The wake-up eventfd is never read here, so a stop still reaches the worker.
    */
-  drain(): EventBatch {
-    const c = this.#c;
-    // Allocated on the first drain and kept: drains come every millisecond while the worker starts.
-    this.#drainBuffers ??= { events: Buffer.alloc(EVENT_SIZE * 256), data: Buffer.alloc(64 * 1024) };
-    const { events, data: buf } = this.#drainBuffers;
-    const n = c.epoll_wait(this.#epfd, events, 256, 0);
-    const errored: WriterId[] = [];
-    const chunks: Buffer[] = [];
-    for (let i = 0; i < n; i++) {
-      const fd = events.readInt32LE(i * EVENT_SIZE + DATA_OFFSET);
-      const serial = events.readUInt32LE(i * EVENT_SIZE + DATA_OFFSET + 4);
-      if (fd === this.#inotifyFd) {
-        for (;;) {
-          const r = Number(c.read(this.#inotifyFd, buf, buf.length));
-          if (r <= 0) break;
-          chunks.push(Buffer.from(buf.subarray(0, r)));
-        }
-      } else if (fd !== this.#wakeFd) {
-        errored.push({ fd, serial });
-      }
+  drain(): void {
+    if (this.#closed || this.#ready) return;
+    this.#drainBuffers ??= harvestBuffers();
+    const h = harvest(this.#c, this.#fds, this.#drainBuffers, 0, false);
+    if (h.ready.length > 0 || h.inotify !== null) this.#deliver(h.ready, h.inotify);
+  }
+
+  #deliver(ready: number[], inotify: Uint8Array | null): void {
+    const errored: number[] = [];
+    const readable: Array<() => void> = [];
+    for (let i = 0; i + 2 < ready.length; i += 3) {
+      const fd = ready[i] as number;
+      const serial = ready[i + 1] as number;
+      const events = ready[i + 2] as number;
+      const r = this.#readable.get(serial);
+      if (r === undefined) errored.push(fd, serial);
+      else if (r.fd === fd) readable.push(() => r.callback(events & (EPOLL.ERR | EPOLL.HUP) ? 'error' : 'readable'));
     }
-    return { errored, inotify: parseInotify(Buffer.concat(chunks)) };
+    this.#on.batch(errored, inotify === null ? [] : parseInotify(inotify));
+    for (const call of readable) call();
+  }
+
+  #nextSerial(): number {
+    this.#serial = (this.#serial + 1) >>> 0 || 1;
+    return this.#serial;
   }
 
   /** Keep the process alive while this source waits (Node's default for a worker), or not. */
@@ -239,60 +205,131 @@ export class EventSource {
 
   /**
    * Reports, once, when the last reader of the FIFO this write end belongs to goes. Returns the serial
-   * the report will carry: a report already harvested for a write end since closed must not be taken
-   * for one about a new write end that got the same fd number.
+   * the report will carry (a report already harvested for a write end since closed must not be taken
+   * for one about a new write end that got the same fd number), or the errno name if epoll refused it
+   * (ENOSPC: the user's epoll watch limit; ENOMEM).
    */
-  watchWriter(fd: number): WriterId {
-    this.#serial = (this.#serial + 1) >>> 0 || 1;
+  watchWriter(fd: number): number | string {
+    const serial = this.#nextSerial();
     // No event asked for: EPOLLERR is always reported (epoll_ctl(2)); EPOLLONESHOT disarms it after once.
-    check(this.#c, this.#c.epoll_ctl(this.#epfd, EPOLL_CTL_ADD, fd, eventOf(EPOLLONESHOT, fd, this.#serial)), 'epoll_ctl');
-    return { fd, serial: this.#serial };
+    // One buffer for every call: epoll_ctl copies it.
+    this.#event ??= Buffer.alloc(EVENT_SIZE);
+    if (this.#c.epoll_ctl(this.#fds.epfd, EPOLL.CTL_ADD, fd, epollEvent(EPOLL.ONESHOT, fd, serial, this.#event)) !== 0) return errnoName(this.#c.errno());
+    return serial;
+  }
+
+  /**
+   * Whether the FIFO of this write end has no reader now: poll(2) without waiting, no event asked for,
+   * reports POLLERR then (pipe(7)). For when a reader's close is known before its EPOLLERR is harvested
+   * (the worker reads inotify's queue after epoll_wait returned: a close queued meanwhile comes first).
+   */
+  writerLost(fd: number): boolean {
+    const pfd = (this.#pollFd ??= Buffer.alloc(8)); // struct pollfd { int fd; short events, revents; }
+    pfd.writeInt32LE(fd, 0);
+    pfd.writeInt32LE(0, 4);
+    return this.#c.poll(pfd, 1, 0) === 1 && (pfd.readUInt16LE(6) & POLLERR) !== 0;
   }
 
   /** Stops watching a write end (before it is closed; closing alone would do, unless the fd was dup'ed). */
   unwatchWriter(fd: number): void {
-    this.#c.epoll_ctl(this.#epfd, EPOLL_CTL_DEL, fd, null);
+    this.#c.epoll_ctl(this.#fds.epfd, EPOLL.CTL_DEL, fd, null);
+  }
+
+  /**
+   * Calls `callback` on the main thread whenever `fd` is readable (EPOLLIN; not with `readable` false),
+   * and when it is in error or hung up (always reported by epoll: for the write end of a pipe, its last
+   * reader has gone; for a socket, its peer has). The callback must read what is there (without
+   * blocking: the fd should be non-blocking): the fd is watched again only after it returns, and
+   * reported again while something is left to read or the error lasts.
+   */
+  watchFd(fd: number, callback: (kind: ReadyKind) => void, readable = true): FdWatch {
+    const serial = this.#nextSerial();
+    const event = epollEvent((readable ? EPOLL.IN : 0) | EPOLL.ONESHOT, fd, serial);
+    if (this.#c.epoll_ctl(this.#fds.epfd, EPOLL.CTL_ADD, fd, event) !== 0) {
+      throw errnoError(errnoName(this.#c.errno()), `fd ${fd}`, 'cannot watch');
+    }
+    let open = true;
+    this.#readable.set(serial, {
+      fd,
+      callback: (kind) => {
+        if (!open || this.#closed) return;
+        try {
+          callback(kind);
+        } finally {
+          if (open && !this.#closed) this.#c.epoll_ctl(this.#fds.epfd, EPOLL.CTL_MOD, fd, event);
+        }
+      },
+    });
+    return {
+      close: () => {
+        if (!open) return;
+        open = false;
+        this.#readable.delete(serial);
+        if (!this.#closed) this.#c.epoll_ctl(this.#fds.epfd, EPOLL.CTL_DEL, fd, null);
+      },
+    };
   }
 
   /**
    * inotify_add_watch(2): returns the watch descriptor, or the errno name if it failed (ENOENT,
-   * ENOTDIR, EACCES, ENOSPC when the user's inotify watch limit is reached, ...).
+   * ENOTDIR, EACCES: no read permission on the path, ENOSPC: the user's inotify watch limit, ...).
    */
   addWatch(path: string, mask: number): number | string {
-    const wd = this.#c.inotify_add_watch(this.#inotifyFd, path, mask);
+    const p = fsPath(path);
+    const wd = this.#c.inotify_add_watch(this.#fds.inotifyFd, typeof p === 'string' ? p : Buffer.concat([p, Buffer.of(0)]), mask);
     return wd >= 0 ? wd : errnoName(this.#c.errno());
   }
 
   removeWatch(wd: number): void {
-    this.#c.inotify_rm_watch(this.#inotifyFd, wd);
+    this.#c.inotify_rm_watch(this.#fds.inotifyFd, wd);
+  }
+
+  /**
+   * Puts a marker in the inotify queue: a watch added and at once removed on an inode nothing else of
+   * ours watches, which queues one IN_IGNORED with a watch descriptor not used before (they are allocated
+   * cyclically). Everything queued after it happened after this call. Returns that descriptor, or -1.
+   */
+  mark(): number {
+    const wd = this.#c.inotify_add_watch(this.#fds.inotifyFd, MARKER_PATH, IN.DELETE_SELF | IN.MASK_CREATE);
+    if (wd < 0) return -1;
+    this.#c.inotify_rm_watch(this.#fds.inotifyFd, wd);
+    return wd;
   }
 
   #interrupt(): void {
-    Atomics.store(this.#stop, 0, 1);
-    Atomics.notify(this.#stop, 1); // a worker still waiting for the handover
+    Atomics.store(this.#control, 0, 1);
+    Atomics.notify(this.#control, 1); // a worker still waiting for the handover
     const one = Buffer.alloc(8);
     one.writeBigUInt64LE(1n);
     try {
-      fs.writeSync(this.#wakeFd, one);
+      fs.writeSync(this.#fds.wakeFd, one);
     } catch {
-      // EAGAIN: the counter is already non-zero, so the worker is awake anyway
+      // EAGAIN: the counter is already non-zero, so the worker is awake anyway; EBADF: it has exited
     }
   }
 
-  /** Stops the worker and closes the epoll set, the inotify instance and the eventfd. Idempotent. */
-  close(): void {
+  #fail(err: Error): void {
     if (this.#closed) return;
     this.#closed = true;
     this.#interrupt();
-    process.removeListener('exit', this.#wake);
-    process.removeListener('uncaughtExceptionMonitor', this.#wake);
-    const fds = [this.#epfd, this.#inotifyFd, this.#wakeFd];
-    // The fds are closed once the worker is out of epoll_wait: closing them under it could hand their
-    // numbers to someone else's file while it still reads them.
     this.#worker.unref();
-    this.#worker.once('exit', () => {
-      for (const fd of fds) fs.closeSync(fd);
-    });
+    const reason = err instanceof ProcAliveError ? err.message.replace(/^: /, '') : err.message;
+    this.#on.failure(new ProcAliveError('EWATCH', `the event worker failed (${reason})`, { cause: err }));
+  }
+
+  /**
+   * Stops the worker and closes the epoll set, the inotify instance and the eventfd. Resolves once the
+   * worker has exited and they are closed; with `keepAlive`, the process waits for that. Idempotent.
+   */
+  close(keepAlive = false): Promise<void> {
+    if (!this.#closed) {
+      this.#closed = true;
+      this.#interrupt();
+    }
+    // Someone awaits the end: the worker (out of epoll_wait now) keeps the process up until it exits.
+    if (keepAlive) this.#worker.ref();
+    else this.#worker.unref();
+    return this.#exited;
   }
 }
 
@@ -301,45 +338,14 @@ function check(c: Calls, result: number, call: string): number {
   return result;
 }
 
-/** A struct epoll_event whose 64-bit data is the fd (low half) and a serial (high half). */
-function eventOf(events: number, fd: number, serial = 0): Buffer {
-  const b = Buffer.alloc(EVENT_SIZE);
-  b.writeUInt32LE(events >>> 0, 0);
-  b.writeInt32LE(fd, DATA_OFFSET);
-  b.writeUInt32LE(serial, DATA_OFFSET + 4);
-  return b;
-}
-
-function pairs(flat: number[]): WriterId[] {
-  const out: WriterId[] = [];
-  for (let i = 0; i + 1 < flat.length; i += 2) out.push({ fd: flat[i] as number, serial: flat[i + 1] as number });
-  return out;
-}
-
-/** struct inotify_event { int wd; uint32_t mask, cookie, len; char name[len]; } (inotify(7)). */
-function parseInotify(data: Buffer): InotifyEvent[] {
-  const out: InotifyEvent[] = [];
-  for (let off = 0; off + 16 <= data.length; ) {
-    const len = data.readUInt32LE(off + 12);
-    const raw = data.subarray(off + 16, off + 16 + len);
-    const nul = raw.indexOf(0);
-    out.push({ wd: data.readInt32LE(off), mask: data.readUInt32LE(off + 4), name: raw.subarray(0, nul < 0 ? raw.length : nul).toString() });
-    off += 16 + len;
-  }
-  return out;
-}
-
 let calls: Calls | null | undefined;
 
 /**
- * An event source, or null where there is none (not Linux, no koffi, PROC_ALIVE_FFI=0, or the calls
- * fail, e.g. inotify disabled): callers then poll, and say so.
+ * An event source, or null where there is none (not Linux, no koffi, PROC_ALIVE_FFI=0): callers then
+ * poll. Throws a ProcAliveError where there is one but it cannot be opened now (EMFILE, ENFILE, ENOMEM,
+ * inotify's instance limit EMFILE, a worker that cannot be made): callers poll and try again later.
  */
-export function openEventSource(
-  onBatch: (batch: EventBatch) => void,
-  onError: (err: Error) => void,
-  onReady: () => void,
-): EventSource | null {
+export function openEventSource(on: SourceEvents): EventSource | null {
   const f = loadFfi();
   if (f === null) return null;
   if (calls === undefined) {
@@ -353,6 +359,7 @@ export function openEventSource(
         inotify_add_watch: f.lib.func('int inotify_add_watch(int fd, const char *path, uint32_t mask)'),
         inotify_rm_watch: f.lib.func('int inotify_rm_watch(int fd, int wd)'),
         eventfd: f.lib.func('int eventfd(unsigned int initval, int flags)'),
+        poll: f.lib.func('int poll(void *fds, unsigned long nfds, int timeout)'),
         errno: () => f.koffi.errno(),
       };
     } catch {
@@ -360,9 +367,5 @@ export function openEventSource(
     }
   }
   if (calls === null) return null;
-  try {
-    return new EventSource(calls, f.koffiPath, f.libName, onBatch, onError, onReady);
-  } catch {
-    return null;
-  }
+  return new EventSource(calls, f.koffiPath, f.libName, on);
 }

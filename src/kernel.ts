@@ -228,6 +228,85 @@ export function probeFfi(path: string, inService = false): State {
   return 'alive';
 }
 
+// What a watcher asks at each look, through the FFI where it is loaded (watching loads it): no JS object
+// per call. Node's Stats carries four Date objects (~850 bytes each time), and a dead FIFO's ENXIO is an
+// exception with a stack: at 10,000 targets, tens of megabytes of garbage for one look at all of them.
+
+const AT_SYMLINK_NOFOLLOW = 0x100;
+const AT_EMPTY_PATH = 0x1000;
+const STATX_INO = 0x100;
+const STATX_INO_OFFSET = 32; // __u64 stx_ino
+const STATX_DEV_OFFSET = 136; // __u32 stx_dev_major, stx_dev_minor
+
+/** What is at a path itself (not following a last symbolic link): its kind, and which inode it is. */
+export interface Entry {
+  kind: 'absent' | 'link' | 'dir' | 'fifo' | 'other';
+  dev: number;
+  ino: number;
+}
+
+/** st_dev as Node's Stats gives it (glibc's makedev), from statx's major and minor. */
+function makedev(major: number, minor: number): number {
+  return (minor & 0xff) + (major & 0xfff) * 0x100 + Math.floor(minor / 0x100) * 0x100000 + Math.floor(major / 0x1000) * 2 ** 44;
+}
+
+function kindOfMode(mode: number): Entry['kind'] {
+  const type = mode & S_IFMT;
+  return type === fs.constants.S_IFLNK ? 'link' : type === fs.constants.S_IFDIR ? 'dir' : type === S_IFIFO ? 'fifo' : 'other';
+}
+
+/** lstat(2) of `path`: absent if nothing is there; other failures throw, as a check's would. */
+export function probeEntry(path: string): Entry {
+  const c = loadLibc();
+  if (c === null) {
+    let st: fs.Stats | undefined;
+    try {
+      st = fs.lstatSync(fsPath(path), { throwIfNoEntry: false });
+    } catch (err) {
+      throw errnoError(codeOf(err), path, 'cannot check', err);
+    }
+    return st === undefined ? { kind: 'absent', dev: 0, ino: 0 } : { kind: kindOfMode(st.mode), dev: st.dev, ino: st.ino };
+  }
+  if (c.statx(AT_FDCWD, cPath(path), AT_SYMLINK_NOFOLLOW, STATX_TYPE | STATX_INO, c.buf) !== 0) {
+    const e = c.errno();
+    if (e === errnos.ENOENT) return { kind: 'absent', dev: 0, ino: 0 };
+    throw errnoError(errnoName(e), path, 'cannot check');
+  }
+  return { kind: kindOfMode(c.buf.readUInt16LE(STATX_MODE_OFFSET)), ...statxId(c.buf) };
+}
+
+function statxId(buf: Buffer): { dev: number; ino: number } {
+  return { dev: makedev(buf.readUInt32LE(STATX_DEV_OFFSET), buf.readUInt32LE(STATX_DEV_OFFSET + 4)), ino: Number(buf.readBigUInt64LE(STATX_INO_OFFSET)) };
+}
+
+/**
+ * {@link openWriter} through the FFI where it is loaded (the same calls: statx, then open of a FIFO only,
+ * then F_GETPIPE_SZ on the fd to be sure it is one, and its identity from the fd), else openWriter.
+ */
+export function probeWriter(path: string): Writer {
+  const c = loadLibc();
+  if (c === null) return openWriter(path);
+  if (c.statx(AT_FDCWD, cPath(path), 0, STATX_TYPE, c.buf) !== 0) {
+    const e = c.errno();
+    if (e === errnos.ENOENT) return { state: 'absent' };
+    throw errnoError(errnoName(e), path, 'cannot check');
+  }
+  const mode = c.buf.readUInt16LE(STATX_MODE_OFFSET);
+  if (!isFifo(mode)) throw notFifo(path, mode);
+  const fd = c.open(cPath(path), CHECK_FLAGS | O_CLOEXEC_LINUX);
+  if (fd < 0) {
+    const e = c.errno();
+    if (e === errnos.ENXIO) return { state: 'dead' };
+    if (e === errnos.ENOENT) return { state: 'absent' }; // removed since the statx: a clean exit in between
+    throw errnoError(errnoName(e), path, 'cannot check');
+  }
+  if (c.fcntl(fd, F_GETPIPE_SZ) < 0 || c.statx(fd, '', AT_EMPTY_PATH, STATX_INO, c.buf) !== 0) {
+    c.close(fd);
+    throw replaced(path, 'checked');
+  }
+  return { state: 'alive', fd, ...statxId(c.buf) };
+}
+
 // ---------------------------------------------------------------------------------------------------
 // The fs back end (every platform).
 
@@ -291,7 +370,7 @@ export async function probe(path: string, inService = false): Promise<State> {
 }
 
 /** What a check learns by opening a FIFO's write end: the state, and the fd if alive. */
-export type Writer = { state: 'alive'; fd: number } | { state: 'dead' | 'absent' };
+export type Writer = { state: 'alive'; fd: number; dev: number; ino: number } | { state: 'dead' | 'absent' };
 
 /**
  * The fs back end's check, keeping the fd when the answer is "alive" (see probeFs for why it stats
@@ -316,14 +395,17 @@ export function openWriter(path: string, services = false): Writer {
     if (code === 'ENOENT') return { state: 'absent' }; // removed since the stat: a clean exit in between
     throw errnoError(code, path, 'cannot check', err);
   }
+  let opened: fs.Stats;
   try {
     // Something else may have been renamed over the FIFO since the stat.
-    if (!isFifo(fs.fstatSync(fd).mode)) throw replaced(path, 'checked');
+    opened = fs.fstatSync(fd);
+    if (!isFifo(opened.mode)) throw replaced(path, 'checked');
   } catch (err) {
     fs.closeSync(fd);
     throw err instanceof ProcAliveError ? err : errnoError(codeOf(err), path, 'cannot check', err);
   }
-  return { state: 'alive', fd };
+  // Which FIFO it is: a watcher keeps its write end for as long as the path names that FIFO.
+  return { state: 'alive', fd, dev: opened.dev, ino: opened.ino };
 }
 
 /** Closes a watcher's write end (it never wrote to it). */

@@ -1,26 +1,64 @@
-// Follows the state of FIFOs as it changes, for waits and watches. What a change means is decided here;
-// how the kernel tells us is in kernel-events.ts (epoll and inotify), or, where that is not available,
-// a poll of every followed path at an interval.
+// Follows what is at paths as it changes, for waits and watches. What a change means is decided here;
+// how the kernel tells is in kernel-events.ts (epoll and inotify); where that is not available, or not
+// for one path, that path is polled.
 //
-// A followed path is always in one of these set-ups, re-made from scratch ("re-armed") whenever anything
-// about it may have changed:
-//   alive   a write end of the FIFO, in epoll: EPOLLERR when its last reader goes.
-//   dead    inotify IN_OPEN on the FIFO: a runner opening it. (A checker's failed open raises nothing.)
-//   absent  nothing on the path itself.
-// and in every state, a watch on its directory (or, if that is missing, on the nearest ancestor that
-// exists) for creations, removals and renames of the name. Watches are added before the path is looked
-// at, so that nothing that happens after the look is missed.
+// What a path is, is what is there now, looked at again ("armed" from scratch) whenever the kernel says
+// anything about it may have changed:
+//   - the chain to it: the directory of the path (or, if missing, the nearest ancestor that exists) is
+//     watched for the path's name; a symbolic link is followed, and the directory of each link and of
+//     what it points to is watched the same way (a swapped link is a change);
+//   - then, at the end of the chain:
+//       a FIFO        alive: a write end of it in epoll (EPOLLERR when its last reader goes), and
+//                            inotify IN_CLOSE_NOWRITE on it (to place that death in order, below);
+//                     dead:  inotify IN_OPEN on it (a runner opening it);
+//       nothing       absent;
+//       a directory   a service directory (daemontools, runit: it has `run` or `supervise`) is followed
+//                     through its supervise/ok; for a wait, any directory is one in the making; for a
+//                     watch, a plain directory is a directory of targets; for a target found in one, a
+//                     plain directory is nothing yet (it may become a service directory);
+//       anything else unknown (not a FIFO).
+// Watches are added before the path is looked at, so nothing that happens after the look is missed. A
+// path whose watches cannot be added (EACCES: a checker that may only write the FIFO, or a directory
+// mode 0711; a limit: ENOSPC, EMFILE) is polled at a short interval instead, and armed again on each
+// poll, so it returns to events once it can.
+//
+// Evidence. Between two looks a target may change more than once; some kernel events prove a state that
+// held in between, and it is reported in order before what the next look sees:
+//   - EPOLLERR on our write end: its FIFO had no reader (dead);
+//   - IN_OPEN on a FIFO that had no reader: a reader was there (a non-blocking open for writing
+//     succeeds only then, and an open for reading makes one), so alive;
+//   - IN_DELETE / IN_MOVED_FROM of the name, or the removal of a directory on the way: absent;
+//   - IN_MOVED_FROM `.<name>.<digits>.new` paired by its cookie with IN_MOVED_TO `<name>`: a proc-alive
+//     holder renames a FIFO it already holds into place, so alive.
+// inotify events are queued in order, but an event harvested after a look may have happened before it,
+// and reporting it after what the look saw would invent a change. So before a round of looks a marker
+// goes into the inotify queue (EventSource.mark). An event is evidence for a target if it was queued
+// after the marker of the target's last look that reported a change; one queued before is older than
+// that report and is dropped (its state is lost between two reports rather than reported out of
+// order). An event older than a later look that reported nothing still counts: what it proves is
+// reported, then that look's state again, in order. (Placed after the looks instead, a marker would make
+// events that came between a look and it look old, and lose them.)
+//
+// EPOLLERR comes from epoll, in no order with inotify's events. So an alive FIFO is watched for
+// IN_CLOSE_NOWRITE, which only a reader's close raises (checkers open for writing): the death is placed
+// where the last reader closed among its name's events; a death after its name was removed or replaced
+// concerns a FIFO that was no longer this path's, and is not reported. Without that close in the same
+// harvest, the death goes first (every holder closes before it removes its FIFO).
 
-import { basename, dirname } from 'node:path';
-import { ProcAliveError } from './errors.js';
-import { IN, openEventSource, type EventBatch, type EventSource } from './kernel-events.js';
-import { closeWriter, openWriter, type State } from './kernel.js';
+import * as fs from 'node:fs';
+import { basename, dirname, join, resolve as resolvePath } from 'node:path';
+import { ProcAliveError, errnoError } from './errors.js';
+import { IN, openEventSource, type EventSource, type InotifyEvent, type FdWatch, type ReadyKind } from './kernel-events.js';
+import { closeWriter, isServiceDir, probeEntry, probeWriter, type State } from './kernel.js';
+import { decodeName, fsPath } from './text.js';
 
 export type WatchState = State | 'unknown';
 
 /** A change of state of one followed path. */
 export interface StateChange {
   state: WatchState;
+  /** What the state is of: the path, the end of its symbolic links, or a service directory's supervise/ok. */
+  path: string;
   /** The state before, or null for the first report. */
   previous: WatchState | null;
   /** When it was seen: milliseconds since the epoch, with a fraction (performance.timeOrigin + now()). */
@@ -29,44 +67,39 @@ export interface StateChange {
   error?: ProcAliveError;
 }
 
-type Listener = (change: StateChange) => void;
+/**
+ * How a directory found at a followed path is taken: 'wait', a service directory (in the making, if it
+ * has neither `run` nor `supervise` yet); 'watch', a service directory if it is one, else a directory of
+ * targets; 'member' (a target found in a watched directory), a service directory if it is one, else
+ * nothing to report yet.
+ */
+export type FollowMode = 'wait' | 'watch' | 'member';
 
-const DIR_MASK = IN.CREATE | IN.DELETE | IN.MOVED_FROM | IN.MOVED_TO | IN.DELETE_SELF | IN.MOVE_SELF | IN.ONLYDIR;
-
-interface Followed {
-  path: string;
-  listeners: Set<Listener>;
-  state: WatchState | null;
-  code: string | undefined;
-  error: ProcAliveError | undefined;
-  writer: number | null;
-  /** The serial the event source gave the writer: its EPOLLERR reports carry it. */
-  writerSerial: number;
-  fifoWd: number | null;
-  dirWd: number | null;
-  /** The name whose appearance or disappearance in dirWd's directory concerns us. */
-  dirName: string | null;
-}
-
-interface FollowedDir {
-  dir: string;
-  listeners: Set<() => void>;
-  wd: number | null;
-}
-
-/** A handle on something followed: `close()` stops, `ref()`/`unref()` decide if it keeps the process up. */
-export interface Following {
-  close(): void;
-  ref(): void;
-  unref(): void;
-  /** The current state (what the last report said). */
-  readonly state: WatchState | null;
+/**
+ * Who is told about followed paths: a watcher, a wait. One object can follow many paths (it is told
+ * which): there may be 10,000, and a closure or an object per path would cost memory per path.
+ */
+export interface Follower {
+  /** A change of state of `f`. The first (previous: null) comes from follow() itself. */
+  change(f: Followed, change: StateChange): void;
+  /** Mode 'watch', while `f` is a directory of targets: entries that changed, or null to list it all. */
+  entries?(f: Followed, names: string[] | null): void;
+  /** `f` is polled now, not watched (err says why: EACCES, ENOSPC, ...), or watched again (null). */
+  degraded?(f: Followed, err: ProcAliveError | null): void;
 }
 
 /** How the monitor learns of changes: 'events' (epoll and inotify) or 'polling'. */
 export type Mechanism = 'events' | 'polling';
 
+/** The interval of polling when there are no kernel events at all. */
 export const DEFAULT_POLL_MS = 100;
+/** The interval at which a few paths that cannot be watched are polled, next to events for the rest. */
+const PATH_POLL_MS = 25;
+/** Past this many such paths, they are polled every DEFAULT_POLL_MS: the cost grows with their number. */
+const PATH_POLL_MANY = 100;
+/** The first retry of an event source that failed; doubled up to RETRY_MAX_MS while it keeps failing. */
+const RETRY_MS = 1000;
+const RETRY_MAX_MS = 60_000;
 
 /**
  * How long the event source outlives its last user: starting it (a worker thread that loads koffi)
@@ -75,51 +108,326 @@ export const DEFAULT_POLL_MS = 100;
  */
 const LINGER_MS = 1000;
 
+/** Error codes that say a limit was reached, not something about the target: retried, and a wait goes on. */
+export const LIMIT_CODES: ReadonlySet<string> = new Set(['EMFILE', 'ENFILE', 'ENOSPC', 'ENOMEM']);
+
+const DIR_MASK = IN.CREATE | IN.DELETE | IN.MOVED_FROM | IN.MOVED_TO | IN.DELETE_SELF | IN.MOVE_SELF | IN.ONLYDIR;
+// A FIFO with no reader: any open of it proves a reader was there (see above). One with a reader: a
+// reader's close, to place its death (EPOLLERR, from epoll, in no order with inotify's events) among the
+// changes of its name. Checkers open it for writing, so they raise IN_CLOSE_WRITE, not IN_CLOSE_NOWRITE;
+// IN_OPEN is not asked for then: every checker's open would wake us.
+const DEAD_FIFO_MASK = IN.OPEN;
+const ALIVE_FIFO_MASK = IN.CLOSE_NOWRITE;
+const MAX_LINKS = 40; // as the kernel's path walk (path_resolution(7)): then ELOOP
+
 const now = (): number => performance.timeOrigin + performance.now();
+
+// What a followed path is (Followed.kind).
+export const TARGET = 0; // a FIFO, a service directory's supervise/ok, nothing, or something that is no FIFO
+export const DIRECTORY = 1; // mode 'watch': a directory of targets
+const NOTHING = 2; // mode 'member': a plain directory, not a service directory (yet)
+
+/**
+ * A watched directory: who follows which of its entries, and who follows all of it. Entries are keyed by
+ * their path as a follower spelt it (the followed path itself, usually: no string is made per target),
+ * so an event's name is looked up under each spelling of the directory seen (a symbolic link on the way,
+ * a trailing slash).
+ */
+class DirWatch {
+  wd: number;
+  /** The directory's spellings, each ending in '/'. */
+  prefixes: string[];
+  readonly names = new Map<string, Followed | Followed[]>();
+  whole: Followed[] = [];
+  uses = 0;
+  constructor(wd: number, prefix: string) {
+    this.wd = wd;
+    this.prefixes = [prefix];
+  }
+}
+
+/** A FIFO watched for IN_OPEN (dead) or IN_CLOSE_NOWRITE (alive), by whoever follows it (one watch per inode). */
+class FifoWatch {
+  wd: number;
+  users: Followed[] = [];
+  constructor(wd: number) {
+    this.wd = wd;
+  }
+}
+
+/** What a batch of kernel events says of one followed path. */
+interface Told {
+  /** States proven in between, oldest first. */
+  evidence: WatchState[];
+  /** Our write end reported EPOLLERR: its FIFO lost its last reader. */
+  died: boolean;
+  /** Where among `evidence` a reader of its FIFO closed last (IN_CLOSE_NOWRITE), or -1. */
+  closedAt: number;
+  /** Whether its name was removed or replaced in this batch, and whether before that last close. */
+  renamed: boolean;
+  closedRenamed: boolean;
+  /**
+   * The first hop of its chain whose entry was removed or replaced in this batch (Infinity: none):
+   * what happens further down the old chain after that (behind a swapped link) is no longer its.
+   */
+  rebound: number;
+}
+
+/** What only some followed paths need: kept apart, so that the others do not pay for it. */
+interface Extra {
+  /** What the state is of, where that is not the path itself (see Followed.final). */
+  final?: string | undefined;
+  /** Why its state is unknown. */
+  error?: ProcAliveError | undefined;
+  /** Why it is polled while there are events (EACCES, ENOSPC, ...). */
+  polled?: ProcAliveError | undefined;
+  /** Mode 'watch', a directory of targets: the watch on all of it. */
+  whole?: DirWatch | undefined;
+  /**
+   * The service directory whose `run` it watches: that file's coming and going changes what the
+   * directory is (a service directory or not), not whether the target exists.
+   */
+  aux?: DirWatch | undefined;
+}
+
+/**
+ * One followed path in one mode, shared by everyone who follows it so. One small object per path, all
+ * it needs in its fields: there may be 10,000, and V8 grows its young generation with every small object
+ * that outlives the first look at all of them.
+ */
+export class Followed {
+  readonly path: string;
+  readonly mode: FollowMode;
+  subs: Follower | Follower[] | null = null;
+  /** The last state reported (null before the first). */
+  state: WatchState | null = null;
+  kind = TARGET;
+  /** Our write end while alive and watched (-1: none), its epoll serial, and its FIFO's identity. */
+  writer = -1;
+  serial = 0;
+  dev = 0;
+  ino = 0;
+  /**
+   * The directory watches on the way: one watch, holding the path itself as its entry (most targets),
+   * or [watch, entry, watch, entry, ...].
+   */
+  hops: DirWatch | Array<DirWatch | string> | null = null;
+  fifo: FifoWatch | null = null;
+  /**
+   * The marker put before the last look that reported a change: an event queued before it is older
+   * than that report, and reporting what it proves after it would invert their order.
+   */
+  changeMark = 0;
+  extra: Extra | null = null;
+
+  constructor(path: string, mode: FollowMode) {
+    this.path = path;
+    this.mode = mode;
+  }
+
+  /** What the state is of: the path, the end of its links, a service directory's supervise/ok. */
+  get final(): string {
+    return this.extra?.final ?? this.path;
+  }
+
+  /** Why it is polled rather than watched, if it is (while there are kernel events). */
+  get polled(): ProcAliveError | undefined {
+    return this.extra?.polled;
+  }
+
+  get error(): ProcAliveError | undefined {
+    return this.extra?.error;
+  }
+}
+
+/** Sets or clears a field of `f.extra`, dropping the object when nothing is left in it. */
+function setExtra<K extends keyof Extra>(f: Followed, key: K, value: Extra[K]): void {
+  if (value === undefined) {
+    if (f.extra === null || f.extra[key] === undefined) return;
+    delete f.extra[key];
+    if (Object.values(f.extra).every((v) => v === undefined)) f.extra = null;
+    return;
+  }
+  (f.extra ??= {})[key] = value;
+}
+
+/** Calls fn(watch, entry) for each hop of `f` in `hops` (see Followed.hops). */
+function eachHop(f: Followed, hops: Followed['hops'], fn: (w: DirWatch, key: string) => void): void {
+  if (hops === null) return;
+  if (hops instanceof DirWatch) return fn(hops, f.path);
+  for (let i = 0; i + 1 < hops.length; i += 2) fn(hops[i] as DirWatch, hops[i + 1] as string);
+}
+
+/** Where [w, key] is in the chain of `f` (0: the path's own entry), or Infinity. */
+function hopIndex(f: Followed, w: DirWatch, key: string): number {
+  const hops = f.hops;
+  if (hops === null) return Infinity;
+  if (hops instanceof DirWatch) return hops === w && key === f.path ? 0 : Infinity;
+  for (let i = 0; i + 1 < hops.length; i += 2) if (hops[i] === w && hops[i + 1] === key) return i / 2;
+  return Infinity;
+}
+
+/** Whether `hops` (of `f`) holds [w, key]. */
+function hasHop(f: Followed, hops: Followed['hops'], w: DirWatch, key: string): boolean {
+  if (hops === null) return false;
+  if (hops instanceof DirWatch) return hops === w && key === f.path;
+  for (let i = 0; i + 1 < hops.length; i += 2) if (hops[i] === w && hops[i + 1] === key) return true;
+  return false;
+}
+
+/** A user of the monitor (a watcher, a wait): while any exists, the mechanism runs. */
+export interface Lease {
+  ref(): void;
+  unref(): void;
+  /**
+   * Ends this use. When it was the last: with `now`, stops the mechanism at once, and the promise
+   * resolves once the worker has exited and its fds are closed; else the event source lingers a little.
+   */
+  release(now?: boolean): Promise<void>;
+}
+
+/** A registration of {@link Monitor.watchFd}. */
+export interface WatchedFd {
+  close(): void;
+}
+
+export type { ReadyKind };
+
+interface FdEntry {
+  fd: number;
+  readable: boolean;
+  callback: (kind: ReadyKind) => void;
+  handle: FdWatch | null;
+}
 
 class Monitor {
   #source: EventSource | null = null;
-  #polling: NodeJS.Timeout | null = null;
-  #mechanism: Mechanism | null = null;
-  readonly #paths = new Map<string, Followed>();
-  readonly #dirs = new Map<string, FollowedDir>();
-  readonly #byWd = new Map<number, Set<Followed | FollowedDir>>();
-  /** Followed paths by their writer's serial (not its fd number, which the kernel reuses). */
-  readonly #byWriter = new Map<number, Followed>();
-  #refs = 0;
-  #handles = 0;
-  #linger: NodeJS.Timeout | null = null;
+  /** False once it is known that this process has no event mechanism (not Linux, no koffi). */
+  #supported = true;
+  #started = false;
+  readonly #followed = { wait: new Map<string, Followed>(), watch: new Map<string, Followed>(), member: new Map<string, Followed>() };
+  readonly #watches = new Map<number, DirWatch | FifoWatch>();
+  /** Followed paths by their write end's fd (checked against the serial: fd numbers are reused). */
+  readonly #writers: Array<Followed | undefined> = [];
+  readonly #polled = new Set<Followed>();
+  #poller: NodeJS.Timeout | null = null;
+  #pollMs = 0;
   #bridge: NodeJS.Timeout | null = null;
+  #retry: NodeJS.Timeout | null = null;
+  #retryMs = RETRY_MS;
+  /** An outage of the event source has been reported and not yet ended. */
+  #failing = false;
+  #linger: NodeJS.Timeout | null = null;
+  #leases = 0;
+  #refs = 0;
+  readonly #troubled = new Set<(err: ProcAliveError) => void>();
+  readonly #fds = new Set<FdEntry>();
+  // Markers (see the top of this file).
+  readonly #marks = new Map<number, number>();
+  #nextMark = 1;
+  #seenMark = 0;
+  /** The marker placed in this turn of the event loop, which every look of the turn comes after; 0: none. */
+  #turnMark = 0;
+  /** IN_MOVED_FROM of `.<name>.<digits>.new` names, by cookie, until their IN_MOVED_TO comes. */
+  readonly #moves = new Map<number, { wd: number; name: string }>();
+  /**
+   * Entries of watched directories that no one follows yet, with what the batch being handled proves of
+   * them from a holder's rename into place on (alive, then absent if removed again): a directory's
+   * target found in this batch starts from that evidence, even one gone again by then.
+   */
+  #unclaimed: Map<string, WatchState[]> | null = null;
 
-  /** How changes are learnt now, or null while nothing is followed. */
+  /**
+   * How changes are learnt now, or null while nothing uses the monitor. After a failure, 'polling'
+   * until a new event worker has shown it works (it waits).
+   */
   get mechanism(): Mechanism | null {
-    return this.#mechanism;
+    if (!this.#started) return null;
+    return this.#source === null || this.#failing ? 'polling' : 'events';
   }
 
-  #start(): Mechanism {
+  // ---------------------------------------------------------------------------------------------------
+  // Users and the mechanism's life.
+
+  /** Starts a use; `onTrouble` hears of failures of the mechanism itself (EWATCH: polling instead). */
+  lease(refd: boolean, onTrouble?: (err: ProcAliveError) => void): Lease {
+    this.#leases++;
+    if (onTrouble !== undefined) this.#troubled.add(onTrouble);
+    this.#start();
+    let isRefd = false;
+    let released = false;
+    const setRef = (on: boolean): void => {
+      if (released || on === isRefd) return;
+      isRefd = on;
+      this.#refs += on ? 1 : -1;
+      this.#applyRef();
+    };
+    setRef(refd);
+    return {
+      ref: () => setRef(true),
+      unref: () => setRef(false),
+      release: (now = false) => {
+        if (released) return Promise.resolve();
+        setRef(false);
+        released = true;
+        if (onTrouble !== undefined) this.#troubled.delete(onTrouble);
+        if (--this.#leases > 0) return Promise.resolve();
+        if (now || this.#source === null) return this.#stop(now);
+        // An event source lingers a little, unref'd (see LINGER_MS).
+        this.#linger = setTimeout(() => {
+          this.#linger = null;
+          if (this.#leases === 0) void this.#stop(false);
+        }, LINGER_MS);
+        this.#linger.unref();
+        return Promise.resolve();
+      },
+    };
+  }
+
+  #start(): void {
     if (this.#linger !== null) {
       clearTimeout(this.#linger);
       this.#linger = null;
     }
-    if (this.#mechanism !== null) return this.#mechanism;
-    this.#source = openEventSource(
-      (batch) => this.#onBatch(batch),
-      (err) => this.#onFailure(err),
-      () => this.#stopBridge(),
-    );
-    if (this.#source !== null) {
-      this.#mechanism = 'events';
-      // Until the worker waits, this thread reads what the kernel queues, every millisecond.
-      const source = this.#source;
-      this.#bridge = setInterval(() => {
-        if (!source.ready) this.#onBatch(source.drain());
-      }, 1);
-    } else {
-      this.#mechanism = 'polling';
-      this.#polling = setInterval(() => this.#poll(), DEFAULT_POLL_MS);
+    if (this.#started) return;
+    this.#started = true;
+    this.#openSource(false);
+  }
+
+  /** Opens the event source (again, after a failure: then everything is armed anew on it). */
+  #openSource(again: boolean): void {
+    if (!this.#supported) {
+      this.#schedulePoll();
+      return;
     }
+    let source: EventSource | null;
+    try {
+      source = openEventSource({
+        batch: (errored, events) => this.#onBatch(errored, events),
+        failure: (err) => this.#onFailure(err),
+        ready: () => {
+          this.#stopBridge();
+          this.#failing = false;
+          this.#retryMs = RETRY_MS;
+        },
+      });
+    } catch (err) {
+      const e = err instanceof ProcAliveError ? err : new ProcAliveError('EWATCH', String(err), { cause: err });
+      this.#onFailure(new ProcAliveError('EWATCH', `cannot start watching (${e.message})`, { cause: e }));
+      return;
+    }
+    if (source === null) {
+      this.#supported = false;
+      this.#schedulePoll();
+      return;
+    }
+    this.#source = source;
+    // Until the worker waits, this thread reads what the kernel queues, every millisecond.
+    this.#bridge = setInterval(() => source.drain(), 1);
+    for (const r of this.#fds) this.#registerFd(r);
+    if (again) this.#armAll();
+    this.#schedulePoll();
     this.#applyRef();
-    return this.#mechanism;
   }
 
   #stopBridge(): void {
@@ -127,287 +435,732 @@ class Monitor {
     this.#bridge = null;
   }
 
-  #stop(): void {
+  #stop(awaited: boolean): Promise<void> {
+    if (this.#linger !== null) clearTimeout(this.#linger);
+    if (this.#retry !== null) clearTimeout(this.#retry);
+    this.#linger = this.#retry = null;
+    this.#retryMs = RETRY_MS;
+    this.#failing = false;
     this.#stopBridge();
-    this.#source?.close();
+    const source = this.#source;
     this.#source = null;
-    if (this.#polling !== null) clearInterval(this.#polling);
-    this.#polling = null;
-    this.#mechanism = null;
+    this.#forgetSource();
+    this.#started = false;
+    this.#schedulePoll();
+    return source === null ? Promise.resolve() : source.close(awaited);
+  }
+
+  /** Drops every write end and watch: they belonged to a source that is gone. */
+  #forgetSource(): void {
+    for (const map of Object.values(this.#followed)) {
+      for (const f of map.values()) {
+        this.#releaseWriter(f);
+        f.hops = f.fifo = null;
+        setExtra(f, 'whole', undefined);
+        setExtra(f, 'aux', undefined);
+      }
+    }
+    for (const w of this.#watches.values()) w.wd = -1;
+    this.#watches.clear();
+    this.#writers.length = 0;
+    this.#marks.clear();
+    this.#moves.clear();
+    this.#seenMark = this.#nextMark - 1;
+    for (const r of this.#fds) r.handle = null;
+  }
+
+  /** The event source failed (the worker ended unasked, or could not start): poll, say so, retry later. */
+  #onFailure(err: ProcAliveError): void {
+    this.#stopBridge();
+    this.#source = null;
+    this.#forgetSource();
+    // Everything is looked at by polling now, from scratch: what changed in between is reported.
+    this.#armAll();
+    this.#schedulePoll();
+    this.#applyRef();
+    if (!this.#failing) {
+      // Said once per outage: the retries that fail too are not news.
+      this.#failing = true;
+      const said = new ProcAliveError('EWATCH', `${err.message}; polling instead until it can be restarted`, { cause: err });
+      for (const onTrouble of [...this.#troubled]) this.#call(() => onTrouble(said));
+    }
+    if (this.#retry === null && this.#leases > 0) {
+      this.#retry = setTimeout(() => {
+        this.#retry = null;
+        if (this.#leases > 0 && this.#source === null) this.#openSource(true);
+      }, this.#retryMs);
+      this.#retry.unref();
+      this.#retryMs = Math.min(this.#retryMs * 2, RETRY_MAX_MS);
+    }
   }
 
   #applyRef(): void {
-    if (this.#refs > 0) {
-      this.#source?.ref();
-      this.#polling?.ref();
-      this.#bridge?.ref();
+    const on = this.#refs > 0;
+    if (on) this.#source?.ref();
+    else this.#source?.unref();
+    for (const t of [this.#poller, this.#bridge]) {
+      if (on) t?.ref();
+      else t?.unref();
+    }
+  }
+
+  /** Polls what must be: every path without events, else the paths that cannot be watched. */
+  #schedulePoll(): void {
+    let ms = 0;
+    if (this.#started && this.#source === null) {
+      if (this.#count() > 0 || this.#fds.size > 0) ms = DEFAULT_POLL_MS;
+    } else if (this.#polled.size > 0) {
+      ms = this.#polled.size > PATH_POLL_MANY ? DEFAULT_POLL_MS : PATH_POLL_MS;
+    }
+    if (ms === this.#pollMs) return;
+    if (this.#poller !== null) clearInterval(this.#poller);
+    this.#poller = null;
+    this.#pollMs = ms;
+    if (ms > 0) {
+      this.#poller = setInterval(() => this.#poll(), ms);
+      if (this.#refs === 0) this.#poller.unref();
+    }
+  }
+
+  #count(): number {
+    return this.#followed.wait.size + this.#followed.watch.size + this.#followed.member.size;
+  }
+
+  #poll(): void {
+    if (this.#source === null) {
+      for (const map of Object.values(this.#followed)) for (const f of [...map.values()]) this.#arm(f, null);
+      for (const r of [...this.#fds]) this.#call(() => r.callback('poll'));
     } else {
-      this.#source?.unref();
-      this.#polling?.unref();
-      this.#bridge?.unref();
+      for (const f of [...this.#polled]) this.#arm(f, null);
     }
   }
 
-  /** Starts a handle's life: counted, and ref'd unless asked not to be. */
-  #handle(release: () => void, ref: boolean): { close(): void; ref(): void; unref(): void } {
-    this.#handles++;
-    let refd = false;
-    let closed = false;
-    const setRef = (on: boolean): void => {
-      if (closed || on === refd) return;
-      refd = on;
-      this.#refs += on ? 1 : -1;
-      this.#applyRef();
-    };
-    setRef(ref);
-    return {
-      close: () => {
-        if (closed) return;
-        setRef(false);
-        closed = true;
-        release();
-        if (--this.#handles === 0) {
-          // Polling has nothing to keep; an event source lingers a little, unref'd (see LINGER_MS).
-          if (this.#source === null) {
-            this.#stop();
-          } else {
-            this.#linger = setTimeout(() => {
-              this.#linger = null;
-              if (this.#handles === 0) this.#stop();
-            }, LINGER_MS);
-            this.#linger.unref();
-          }
-        }
-      },
-      ref: () => setRef(true),
-      unref: () => setRef(false),
-    };
+  #armAll(): void {
+    for (const map of Object.values(this.#followed)) for (const f of [...map.values()]) this.#arm(f, null);
   }
 
-  /** Follows the FIFO at `path`; `listener` gets its current state at once, then every change. */
-  follow(path: string, listener: Listener, ref = true): Following {
-    this.#start();
-    let f = this.#paths.get(path);
-    const first = f === undefined;
-    if (f === undefined) {
-      f = { path, listeners: new Set(), state: null, code: undefined, error: undefined, writer: null, writerSerial: 0, fifoWd: null, dirWd: null, dirName: null };
-      this.#paths.set(path, f);
-    }
-    f.listeners.add(listener);
-    const followed = f;
-    if (first) this.#rearm(f, false);
-    else if (f.state !== null) listener({ state: f.state, previous: null, time: now(), ...(f.error ? { error: f.error } : {}) });
-    const h = this.#handle(() => {
-      followed.listeners.delete(listener);
-      if (followed.listeners.size === 0) {
-        this.#release(followed);
-        this.#paths.delete(path);
-      }
-    }, ref);
-    return {
-      ...h,
-      get state() {
-        return followed.state;
-      },
-    };
-  }
-
-  /** Calls `listener` whenever an entry of directory `dir` is created, removed or renamed. */
-  followDir(dir: string, listener: () => void, ref = true): Omit<Following, 'state'> {
-    this.#start();
-    let d = this.#dirs.get(dir);
-    if (d === undefined) {
-      d = { dir, listeners: new Set(), wd: null };
-      this.#dirs.set(dir, d);
-      if (this.#source !== null) {
-        const wd = this.#source.addWatch(dir, DIR_MASK);
-        if (typeof wd === 'number') {
-          d.wd = wd;
-          this.#use(wd, d);
-        }
-      }
-    }
-    d.listeners.add(listener);
-    const followed = d;
-    return this.#handle(() => {
-      followed.listeners.delete(listener);
-      if (followed.listeners.size === 0) {
-        if (followed.wd !== null) this.#unuse(followed.wd, followed);
-        this.#dirs.delete(dir);
-      }
-    }, ref);
-  }
-
-  #use(wd: number, who: Followed | FollowedDir): void {
-    let users = this.#byWd.get(wd);
-    if (users === undefined) this.#byWd.set(wd, (users = new Set()));
-    users.add(who);
-  }
-
-  #unuse(wd: number, who: Followed | FollowedDir): void {
-    const users = this.#byWd.get(wd);
-    if (users === undefined) return;
-    users.delete(who);
-    // inotify gives one wd per inode: drop the watch only when nothing else of ours uses it.
-    if (users.size === 0) {
-      this.#byWd.delete(wd);
-      this.#source?.removeWatch(wd);
-    }
-  }
-
-  /** Undoes a path's set-up: its write end, its watches. */
-  #release(f: Followed): void {
-    if (f.writer !== null) {
-      this.#source?.unwatchWriter(f.writer);
-      this.#byWriter.delete(f.writerSerial);
-      closeWriter(f.writer);
-      f.writer = null;
-    }
-    if (f.fifoWd !== null) this.#unuse(f.fifoWd, f);
-    if (f.dirWd !== null) this.#unuse(f.dirWd, f);
-    f.fifoWd = f.dirWd = null;
-    f.dirName = null;
-  }
+  // ---------------------------------------------------------------------------------------------------
+  // Following.
 
   /**
-   * Re-makes a path's set-up from scratch and reports its state if it changed. `died`: the kernel said the
-   * last reader went (EPOLLERR). `opened`: the kernel said someone opened the FIFO (IN_OPEN), which
-   * proves a reader was there at that instant: a FIFO opens for reading always, and for writing
-   * (non-blocking) only if a reader exists (fifo(7)); a failed open raises no IN_OPEN.
+   * Follows `path`; `sub` gets its current state at once (previous: null), then every change. Call
+   * within a lease. `onFollowed` is given the followed path before that first report, so that `sub`
+   * knows it when it comes. Returns the followed path, to give back to {@link unfollow}.
    */
-  #rearm(f: Followed, died: boolean, opened = false): void {
-    this.#release(f);
-    let fifoWatchError: string | undefined;
+  follow(path: string, mode: FollowMode, sub: Follower, onFollowed?: (f: Followed) => void): Followed {
+    const map = this.#followed[mode];
+    let f = map.get(path);
+    if (f === undefined) {
+      f = new Followed(path, mode);
+      map.set(path, f);
+      f.subs = sub;
+      onFollowed?.(f);
+      this.#arm(f, this.#unclaimed?.get(path) ?? null);
+      if (this.#source === null) this.#schedulePoll();
+      return f;
+    }
+    f.subs = f.subs === null ? sub : Array.isArray(f.subs) ? [...f.subs, sub] : [f.subs, sub];
+    onFollowed?.(f);
+    const known = f;
+    if (known.kind === DIRECTORY) this.#call(() => sub.entries?.(known, null));
+    if (known.state !== null && known.kind === TARGET) {
+      const change: StateChange = { state: known.state, path: known.final, previous: null, time: now() };
+      if (known.error !== undefined) change.error = known.error;
+      this.#call(() => sub.change(known, change));
+    }
+    if (known.polled !== undefined) this.#call(() => sub.degraded?.(known, known.polled ?? null));
+    return known;
+  }
+
+  /** The followed path `path` in `mode` if `sub` follows it already. */
+  followedBy(path: string, mode: FollowMode, sub: Follower): Followed | undefined {
+    const f = this.#followed[mode].get(path);
+    return f !== undefined && follows(f, sub) ? f : undefined;
+  }
+
+  /** Every path `sub` follows in `mode`. */
+  allFollowedBy(mode: FollowMode, sub: Follower): Followed[] {
+    return [...this.#followed[mode].values()].filter((f) => follows(f, sub));
+  }
+
+  /** Stops telling `sub` about `f`; the last one to go releases its write end and watches. */
+  unfollow(f: Followed, sub: Follower): void {
+    const subs = f.subs;
+    if (subs === sub) f.subs = null;
+    else if (Array.isArray(subs)) {
+      const rest = subs.filter((s) => s !== sub);
+      f.subs = rest.length === 0 ? null : rest.length === 1 ? (rest[0] as Follower) : rest;
+    }
+    if (f.subs !== null) return;
+    const map = this.#followed[f.mode];
+    if (map.get(f.path) === f) map.delete(f.path);
+    this.#releaseWriter(f);
+    this.#releaseHops(f, f.hops, null);
+    if (f.fifo !== null) this.#unuseFifo(f.fifo, f);
+    const whole = f.extra?.whole;
+    if (whole !== undefined) this.#unuseWhole(whole, f);
+    f.hops = f.fifo = f.extra = null;
+    if (this.#polled.delete(f) || this.#source === null) this.#schedulePoll();
+  }
+
+  #isFollowed(f: Followed): boolean {
+    return this.#followed[f.mode].get(f.path) === f;
+  }
+
+  // ---------------------------------------------------------------------------------------------------
+  // Arming: the chain of watches, then the look.
+
+  /**
+   * Sets the path up from scratch (watches first), looks, and reports what changed, after the states
+   * `evidence` proves held in between (oldest first).
+   */
+  #arm(f: Followed, evidence: WatchState[] | null, died = false): void {
     const source = this.#source;
-    if (source !== null) {
-      // The directory first (or the nearest ancestor that exists, for a path whose directory is missing).
-      let dir = dirname(f.path);
-      let name = basename(f.path);
-      for (;;) {
-        const wd = source.addWatch(dir, DIR_MASK);
-        if (typeof wd === 'number') {
-          f.dirWd = wd;
-          f.dirName = name;
-          this.#use(wd, f);
+    const oldHops = f.hops;
+    const oldFifo = f.fifo;
+    const oldWhole = f.extra?.whole;
+    f.fifo = null;
+    setExtra(f, 'aux', undefined);
+    const hops: Array<DirWatch | string> = [];
+    let whole: DirWatch | undefined;
+    let fail: string | null = null; // the first watch that could not be added, if any
+    const watched = <T>(r: T | string): T | undefined => {
+      if (typeof r !== 'string') return r;
+      fail ??= r;
+      return undefined;
+    };
+    let kind = TARGET;
+    let state: WatchState = 'absent';
+    let error: ProcAliveError | undefined;
+    let p = f.path;
+    const mark = source === null ? 0 : this.#markNow(source);
+    try {
+      for (let links = 0; ; ) {
+        if (source !== null) watched(this.#hop(source, f, hops, dirname(p), basename(p)));
+        const st = probeEntry(p);
+        if (st.kind === 'absent') break;
+        if (st.kind === 'link') {
+          if (++links > MAX_LINKS) throw errnoError('ELOOP', f.path, 'cannot check');
+          p = resolvePath(dirname(p), readlink(p));
+          continue;
+        }
+        if (st.kind === 'dir') {
+          if (source !== null) {
+            watched(this.#hop(source, f, hops, p, 'supervise'));
+            if (f.mode !== 'wait') setExtra(f, 'aux', watched(this.#hop(source, f, hops, p, 'run')));
+          }
+          if (f.mode === 'wait' || isServiceDir(p)) {
+            p = join(p, 'supervise', 'ok');
+            continue;
+          }
+          kind = f.mode === 'watch' ? DIRECTORY : NOTHING;
+          if (kind === DIRECTORY && source !== null) whole = watched(this.#watchWhole(source, f, p));
           break;
         }
-        if ((wd !== 'ENOENT' && wd !== 'ENOTDIR') || dirname(dir) === dir) {
-          this.#report(f, 'unknown', died, new ProcAliveError(wd, `cannot watch its directory ${dir} (${wd})`, { path: f.path }));
-          return;
+        const fifo = st.kind === 'fifo';
+        if (fifo && f.writer >= 0 && !died && st.dev === f.dev && st.ino === f.ino) {
+          // The FIFO our write end is in epoll for: its EPOLLERR will say when that ends.
+          state = 'alive';
+          if (source !== null) watched(this.#watchFifo(source, f, p, ALIVE_FIFO_MASK));
+          break;
         }
-        name = basename(dir);
-        dir = dirname(dir);
-      }
-      // Then the FIFO, for a reader's open: before we look, so one that comes after our look is seen.
-      const wd = source.addWatch(f.path, IN.OPEN);
-      if (typeof wd === 'number') {
-        f.fifoWd = wd;
-        this.#use(wd, f);
-      } else {
-        fifoWatchError = wd;
-      }
-    }
-    let state: WatchState;
-    let error: ProcAliveError | undefined;
-    try {
-      const w = openWriter(f.path);
-      state = w.state;
-      if (w.state === 'alive') {
-        if (source === null) {
-          closeWriter(w.fd);
-        } else {
-          f.writer = w.fd;
-          f.writerSerial = source.watchWriter(w.fd).serial;
-          this.#byWriter.set(f.writerSerial, f);
+        this.#releaseWriter(f);
+        if (fifo && source !== null) watched(this.#watchFifo(source, f, p, DEAD_FIFO_MASK));
+        const w = probeWriter(p);
+        state = w.state;
+        if (w.state === 'alive') {
+          if (source === null) closeWriter(w.fd);
+          else {
+            watched(this.#keepWriter(source, f, w));
+            watched(this.#watchFifo(source, f, p, ALIVE_FIFO_MASK));
+          }
         }
+        break;
       }
     } catch (err) {
       state = 'unknown';
       error = err instanceof ProcAliveError ? err : new ProcAliveError('EIO', String(err), { path: f.path, cause: err });
     }
-    // A dead FIFO we cannot watch for a runner's open (ENOSPC: the inotify watch limit) would miss the
-    // start: say so rather than report "dead" forever.
-    if (state === 'dead' && source !== null && f.fifoWd === null) {
-      state = 'unknown';
-      error = new ProcAliveError(fifoWatchError ?? 'EIO', `cannot watch the FIFO for a runner (${fifoWatchError ?? 'EIO'})`, { path: f.path });
+    if (state !== 'alive') this.#releaseWriter(f);
+    if (state !== 'dead' && state !== 'alive' && f.fifo !== null) {
+      this.#unuseFifo(f.fifo, f);
+      f.fifo = null;
     }
-    // IN_OPEN is wanted only while no reader is there: an alive FIFO is opened by every checker.
-    if (state !== 'dead' && f.fifoWd !== null) {
-      this.#unuse(f.fifoWd, f);
-      f.fifoWd = null;
+    // Most targets have one hop, the path itself in its directory: no array for them.
+    f.hops = hops.length === 0 ? null : hops.length === 2 && hops[1] === f.path ? (hops[0] as DirWatch) : hops.slice();
+    // Only now are the old watches let go: those still needed were added again above, so no watch is
+    // removed and added again (which would lose what happens in between).
+    this.#releaseHops(f, oldHops, f.hops);
+    if (oldFifo !== null && oldFifo !== f.fifo) this.#unuseFifo(oldFifo, f);
+    if (oldWhole !== undefined && oldWhole !== whole) this.#unuseWhole(oldWhole, f);
+    setExtra(f, 'whole', whole);
+    if (error !== undefined && LIMIT_CODES.has(error.code)) fail ??= error.code;
+    setExtra(f, 'final', p === f.path ? undefined : p);
+    f.kind = kind;
+    this.#setPolled(f, fail === null ? undefined : pollReason(f.path, fail));
+    if (kind === DIRECTORY) {
+      this.#tell(f, (s) => s.entries?.(f, null));
+      return;
     }
-    this.#report(f, state, died, error, opened);
+    if (kind !== TARGET) return;
+    if (evidence !== null) {
+      for (const s of evidence) if (s !== f.state) this.#emit(f, s, undefined);
+    }
+    if (state !== f.state || error?.code !== f.error?.code) {
+      f.changeMark = mark;
+      this.#emit(f, state, error);
+    }
   }
 
-  #report(f: Followed, state: WatchState, died: boolean, error?: ProcAliveError, opened = false): void {
-    // A death we were told of, with a new reader already there when we looked: it was dead in between.
-    if (died && state === 'alive' && f.state === 'alive') this.#emit(f, 'dead');
-    // An open we were told of, and no reader when we looked: it was alive in between (a runner that
-    // started and died before we looked, or a checker that caught it alive).
-    if (opened && state !== 'alive' && f.state === 'dead') this.#emit(f, 'alive');
-    if (state === f.state && error?.code === f.code) return;
-    this.#emit(f, state, error);
+  /**
+   * Watches directory `dir` for `name` (or the nearest ancestor that exists, for the first missing
+   * component), as a hop of `f` added to `hops`. Returns the watch, or the errno name if none could be
+   * added.
+   */
+  #hop(source: EventSource, f: Followed, hops: Array<DirWatch | string>, dir: string, name: string): DirWatch | string {
+    for (;;) {
+      const wd = source.addWatch(dir, DIR_MASK);
+      if (typeof wd === 'number') {
+        const prefix = dir.endsWith('/') ? dir : `${dir}/`;
+        const w = this.#dirWatch(wd, prefix);
+        if (w === null) return 'EAGAIN'; // replaced under us by something we watch otherwise: look again soon
+        if (!w.prefixes.includes(prefix)) w.prefixes = [...w.prefixes, prefix];
+        const spelt = prefix + name;
+        const key = spelt === f.path ? f.path : spelt;
+        if (hasHop(f, hops, w, key)) return w;
+        hops.push(w, key);
+        if (hasHop(f, f.hops, w, key)) return w; // held already: counted once
+        const users = w.names.get(key);
+        w.names.set(key, users === undefined ? f : Array.isArray(users) ? [...users, f] : [users, f]);
+        w.uses++;
+        return w;
+      }
+      if ((wd !== 'ENOENT' && wd !== 'ENOTDIR') || dirname(dir) === dir) return wd;
+      name = basename(dir);
+      dir = dirname(dir);
+    }
   }
 
-  #emit(f: Followed, state: WatchState, error?: ProcAliveError): void {
-    const change: StateChange = { state, previous: f.state, time: now(), ...(error === undefined ? {} : { error }) };
+  #dirWatch(wd: number, prefix: string): DirWatch | null {
+    const w = this.#watches.get(wd);
+    if (w === undefined) {
+      const made = new DirWatch(wd, prefix);
+      this.#watches.set(wd, made);
+      return made;
+    }
+    return w instanceof DirWatch ? w : null;
+  }
+
+  /** Every entry of directory `dir`, for a directory of targets. */
+  #watchWhole(source: EventSource, f: Followed, dir: string): DirWatch | string {
+    const wd = source.addWatch(dir, DIR_MASK);
+    if (typeof wd !== 'number') return wd;
+    const w = this.#dirWatch(wd, dir.endsWith('/') ? dir : `${dir}/`);
+    if (w === null) return 'EAGAIN';
+    if (!w.whole.includes(f)) {
+      w.whole = [...w.whole, f];
+      w.uses++;
+    }
+    return w;
+  }
+
+  /**
+   * The FIFO at `path`, watched with `mask` (DEAD_FIFO_MASK before it is looked at; ALIVE_FIFO_MASK
+   * once it is seen alive), which replaces the mask of the one watch its inode has.
+   */
+  #watchFifo(source: EventSource, f: Followed, path: string, mask: number): FifoWatch | string {
+    const wd = source.addWatch(path, mask);
+    if (typeof wd !== 'number') return wd;
+    let w = this.#watches.get(wd);
+    if (w instanceof DirWatch) {
+      // Replaced by a directory we watch since it was looked at: its mask put back; look again soon.
+      source.addWatch(path, DIR_MASK);
+      return 'EAGAIN';
+    }
+    if (w === undefined) {
+      w = new FifoWatch(wd);
+      this.#watches.set(wd, w);
+    }
+    if (!w.users.includes(f)) w.users = [...w.users, f];
+    if (f.fifo !== null && f.fifo !== w) this.#unuseFifo(f.fifo, f);
+    f.fifo = w;
+    return w;
+  }
+
+  /** Keeps the write end of an alive FIFO in epoll. */
+  #keepWriter(source: EventSource, f: Followed, w: { fd: number; dev: number; ino: number }): number | string {
+    const serial = source.watchWriter(w.fd);
+    if (typeof serial !== 'number') {
+      closeWriter(w.fd);
+      return serial;
+    }
+    f.writer = w.fd;
+    f.serial = serial;
+    f.dev = w.dev;
+    f.ino = w.ino;
+    this.#writers[w.fd] = f;
+    return w.fd;
+  }
+
+  #releaseWriter(f: Followed): void {
+    if (f.writer < 0) return;
+    this.#source?.unwatchWriter(f.writer);
+    if (this.#writers[f.writer] === f) this.#writers[f.writer] = undefined;
+    closeWriter(f.writer);
+    f.writer = -1;
+  }
+
+  /** Lets `f` go of the hops in `old` that are not in `kept`. */
+  #releaseHops(f: Followed, old: Followed['hops'], kept: Followed['hops']): void {
+    eachHop(f, old, (w, key) => {
+      if (hasHop(f, kept, w, key)) return;
+      const users = w.names.get(key);
+      if (users === undefined) return;
+      if (users === f) w.names.delete(key);
+      else if (Array.isArray(users) && users.includes(f)) {
+        const rest = users.filter((u) => u !== f);
+        w.names.set(key, rest.length === 1 ? (rest[0] as Followed) : rest);
+      } else return;
+      this.#unuse(w);
+    });
+  }
+
+  #unuseFifo(w: FifoWatch, f: Followed): void {
+    if (!w.users.includes(f)) return;
+    w.users = w.users.filter((u) => u !== f);
+    if (w.users.length === 0) this.#drop(w);
+  }
+
+  #unuseWhole(w: DirWatch, f: Followed): void {
+    if (!w.whole.includes(f)) return;
+    w.whole = w.whole.filter((u) => u !== f);
+    this.#unuse(w);
+  }
+
+  #unuse(w: DirWatch): void {
+    if (--w.uses <= 0) this.#drop(w);
+  }
+
+  /** Removes a watch nothing uses any more (one wd per inode: only when all its users are gone). */
+  #drop(w: DirWatch | FifoWatch): void {
+    if (w.wd < 0) return;
+    if (this.#watches.get(w.wd) === w) this.#watches.delete(w.wd);
+    this.#source?.removeWatch(w.wd);
+    w.wd = -1;
+  }
+
+  #setPolled(f: Followed, reason: ProcAliveError | undefined): void {
+    const was = f.polled;
+    setExtra(f, 'polled', reason);
+    if (reason === undefined) {
+      if (was !== undefined && this.#polled.delete(f)) {
+        this.#schedulePoll();
+        this.#tell(f, (s) => s.degraded?.(f, null));
+      }
+      return;
+    }
+    if (!this.#polled.has(f)) {
+      this.#polled.add(f);
+      this.#schedulePoll();
+    }
+    if (was?.code !== reason.code) this.#tell(f, (s) => s.degraded?.(f, reason));
+  }
+
+  // ---------------------------------------------------------------------------------------------------
+  // Reports.
+
+  #emit(f: Followed, state: WatchState, error: ProcAliveError | undefined): void {
+    const change: StateChange = { state, path: f.final, previous: f.state, time: now() };
+    if (error !== undefined) change.error = error;
     f.state = state;
-    f.code = error?.code;
-    f.error = error;
-    for (const listener of [...f.listeners]) listener(change);
+    setExtra(f, 'error', error);
+    this.#tell(f, (s) => s.change(f, change));
   }
 
-  #onBatch(batch: EventBatch): void {
-    for (const { fd, serial } of batch.errored) {
-      const f = this.#byWriter.get(serial);
-      if (f !== undefined && f.writer === fd && f.writerSerial === serial) this.#rearm(f, true);
+  /** Calls `fn` for each follower of `f`; one that throws does not stop the others (see #call). */
+  #tell(f: Followed, fn: (s: Follower) => void): void {
+    const subs = f.subs;
+    if (subs === null) return;
+    if (!Array.isArray(subs)) this.#call(() => fn(subs));
+    else for (const s of [...subs]) this.#call(() => fn(s));
+  }
+
+  /**
+   * Runs a follower's callback. If it throws (an application's listener), the rest of the batch of
+   * kernel events is still handled, and the error is thrown again right after, where the application
+   * sees it as an uncaught exception, as it would have without us in between.
+   */
+  #call(fn: () => void): void {
+    try {
+      fn();
+    } catch (err) {
+      process.nextTick(() => {
+        throw err;
+      });
     }
-    const dirs = new Set<FollowedDir>();
-    const paths = new Set<Followed>();
-    const opened = new Set<Followed>();
-    for (const e of batch.inotify) {
+  }
+
+  // ---------------------------------------------------------------------------------------------------
+  // Kernel events.
+
+  #onBatch(errored: number[], events: InotifyEvent[]): void {
+    // What the batch says of each followed path it touches.
+    const touched = new Map<Followed, Told>();
+    const entries = new Map<Followed, string[] | null>();
+    const touch = (f: Followed): Told => {
+      let t = touched.get(f);
+      if (t === undefined) touched.set(f, (t = { evidence: [], died: false, closedAt: -1, renamed: false, closedRenamed: false, rebound: Infinity }));
+      return t;
+    };
+    for (let i = 0; i + 1 < errored.length; i += 2) {
+      const f = this.#writers[errored[i] as number];
+      if (f !== undefined && f.serial === errored[i + 1]) touch(f).died = true;
+    }
+    let overflow = false;
+    for (const e of events) {
       if (e.mask & IN.Q_OVERFLOW) {
-        // The kernel dropped events: look at everything again.
-        for (const f of this.#paths.values()) paths.add(f);
-        for (const d of this.#dirs.values()) dirs.add(d);
+        overflow = true;
         continue;
       }
-      for (const who of this.#byWd.get(e.wd) ?? []) {
-        if ('listeners' in who && 'dir' in who) {
-          dirs.add(who);
-          continue;
-        }
-        const f = who as Followed;
-        if (f.fifoWd === e.wd && e.mask & IN.OPEN) {
-          if (f.state !== 'alive') {
-            paths.add(f);
-            opened.add(f);
+      const mark = this.#marks.get(e.wd);
+      if (mark !== undefined) {
+        this.#marks.delete(e.wd);
+        this.#seenMark = Math.max(this.#seenMark, mark);
+        continue;
+      }
+      const w = this.#watches.get(e.wd);
+      if (w === undefined) continue;
+      // An event counts if it came after the marker of the target's last look that reported a change.
+      // One older than a later look that reported nothing still counts: what it proves is reported, then
+      // the state that look saw, again, in order.
+      const fresh = (f: Followed): boolean => f.changeMark <= this.#seenMark;
+      if (w instanceof FifoWatch) {
+        if (e.mask & IN.IGNORED) this.#forget(w);
+        for (const f of w.users) {
+          if (!fresh(f)) continue;
+          const t = touch(f);
+          if (t.rebound !== Infinity) continue; // an entry on the way was replaced before: maybe no longer its FIFO
+          if (e.mask & IN.OPEN && f.state !== 'alive') t.evidence.push('alive');
+          if (e.mask & IN.CLOSE_NOWRITE) {
+            t.closedAt = t.evidence.length;
+            t.closedRenamed = t.renamed;
           }
-        } else if (f.dirWd === e.wd && (e.name === f.dirName || e.mask & (IN.DELETE_SELF | IN.MOVE_SELF | IN.IGNORED | IN.UNMOUNT))) {
-          paths.add(f);
+        }
+        continue;
+      }
+      if (e.mask & (IN.IGNORED | IN.DELETE_SELF | IN.MOVE_SELF | IN.UNMOUNT)) {
+        // The directory went (or, IN_IGNORED alone, its watch did): whoever goes through it looks again.
+        if (e.mask & IN.IGNORED) this.#forget(w);
+        const gone = e.mask & (IN.DELETE_SELF | IN.MOVE_SELF) ? 'absent' : null;
+        for (const users of w.names.values()) {
+          for (const f of Array.isArray(users) ? users : [users]) {
+            if (!fresh(f)) continue;
+            const t = touch(f);
+            if (gone !== null) {
+              t.evidence.push(gone);
+              t.renamed = true;
+            }
+          }
+        }
+        for (const f of w.whole) if (fresh(f)) touch(f);
+        continue;
+      }
+      if (e.name === '') continue;
+      let paired = false;
+      if (e.mask & IN.MOVED_FROM && e.name.startsWith('.') && e.name.endsWith('.new')) {
+        if (this.#moves.size >= 256) this.#moves.delete(this.#moves.keys().next().value as number);
+        this.#moves.set(e.cookie, { wd: e.wd, name: e.name });
+      } else if (e.mask & IN.MOVED_TO) {
+        const from = this.#moves.get(e.cookie);
+        if (from !== undefined) {
+          this.#moves.delete(e.cookie);
+          paired = from.wd === e.wd && isFreshNameOf(from.name, e.name);
+        }
+      }
+      if (w.whole.length > 0) {
+        // A name only a directory's listener watches: what a rename proves, and a removal after it, is
+        // kept for the target it may become in this batch (a holder that renamed its FIFO into place
+        // and died, its FIFO perhaps removed too, before we look).
+        for (const prefix of w.prefixes) {
+          const key = prefix + e.name;
+          const told = this.#unclaimed?.get(key);
+          if (paired) (this.#unclaimed ??= new Map()).set(key, [...(told ?? []), 'alive']);
+          else if (told !== undefined && e.mask & (IN.DELETE | IN.MOVED_FROM)) told.push('absent');
+        }
+      }
+      for (const prefix of w.prefixes) {
+        const users = w.names.get(prefix + e.name);
+        if (users === undefined) continue;
+        for (const f of Array.isArray(users) ? users : [users]) {
+          if (!fresh(f)) continue;
+          const t = touch(f);
+          if (f.extra?.aux === w && e.name === 'run') continue; // what the directory is changes, not whether it is there
+          const hop = hopIndex(f, w, prefix + e.name);
+          if (hop > t.rebound) continue; // behind an entry replaced earlier in this batch: not this path's any more
+          if (e.mask & (IN.DELETE | IN.MOVED_FROM | IN.MOVED_TO)) {
+            t.renamed = true;
+            t.rebound = Math.min(t.rebound, hop);
+          }
+          if (e.mask & (IN.DELETE | IN.MOVED_FROM)) t.evidence.push('absent');
+          else if (paired) t.evidence.push('alive');
+        }
+      }
+      for (const f of w.whole) {
+        if (!fresh(f)) continue;
+        const names = entries.get(f);
+        if (names === undefined) entries.set(f, [e.name]);
+        else if (names !== null) names.push(e.name);
+      }
+    }
+    if (overflow) {
+      // The kernel dropped events (markers among them, perhaps): look at everything again.
+      this.#marks.clear();
+      this.#moves.clear();
+      this.#seenMark = this.#nextMark - 1;
+      for (const map of Object.values(this.#followed)) {
+        for (const f of map.values()) {
+          touch(f);
+          if (f.kind === DIRECTORY) entries.set(f, null);
         }
       }
     }
-    for (const f of paths) if (this.#paths.get(f.path) === f) this.#rearm(f, false, opened.has(f));
-    for (const d of dirs) for (const listener of [...d.listeners]) listener();
-  }
-
-  #onFailure(err: Error): void {
-    this.#stopBridge();
-    // The event source broke (it should not): fall back to polling, and say so to every follower.
-    for (const f of this.#paths.values()) {
-      this.#emit(f, 'unknown', new ProcAliveError('EWATCH', `watching failed (${err.message}); polling instead`, { path: f.path }));
+    for (const [f, t] of touched) {
+      if (!this.#isFollowed(f)) continue;
+      // A reader's close harvested before its EPOLLERR (which would be lost with the write end, if the
+      // look below finds the FIFO gone): the write end says at once whether that was the last reader.
+      if (t.closedAt >= 0 && !t.died && f.writer >= 0 && this.#source?.writerLost(f.writer)) t.died = true;
+      // The death among the other evidence: where its last reader closed, if that is in the batch
+      // (dropped if its name was removed or replaced before: then it was no longer this path's FIFO);
+      // else first (the close came before this harvest; every holder closes before it removes its FIFO).
+      if (t.died && f.state === 'alive') {
+        if (t.closedAt < 0) t.evidence.unshift('dead');
+        else if (!t.closedRenamed) t.evidence.splice(t.closedAt, 0, 'dead');
+      }
+      this.#arm(f, t.evidence, t.died);
     }
-    this.#source?.close();
-    this.#source = null;
-    this.#mechanism = 'polling';
-    this.#polling = setInterval(() => this.#poll(), DEFAULT_POLL_MS);
-    this.#applyRef();
+    for (const [f, names] of entries) {
+      if (!this.#isFollowed(f) || names === null) continue;
+      // Listed again by its own arming above if it was touched; else told the names. Names the batch
+      // proved a life of are told in any case, even if the directory is gone by now.
+      const told = f.kind === DIRECTORY && !touched.has(f) ? names : names.filter((name) => this.hasEvidence(join(f.path, name)));
+      if (told.length > 0) this.#tell(f, (s) => s.entries?.(f, told));
+    }
+    this.#unclaimed = null;
   }
 
-  #poll(): void {
-    for (const f of [...this.#paths.values()]) this.#rearm(f, false);
-    for (const d of [...this.#dirs.values()]) for (const listener of [...d.listeners]) listener();
+  /** Whether a batch being handled proves something of `path`, an entry no one follows yet. */
+  hasEvidence(path: string): boolean {
+    return this.#unclaimed?.has(path) ?? false;
+  }
+
+  /** The names in directory `dir` that a batch being handled proves something of (see hasEvidence). */
+  evidenceIn(dir: string): string[] {
+    const prefix = dir.endsWith('/') ? dir : `${dir}/`;
+    const names: string[] = [];
+    for (const key of this.#unclaimed?.keys() ?? []) {
+      if (key.startsWith(prefix) && !key.includes('/', prefix.length)) names.push(key.slice(prefix.length));
+    }
+    return names;
+  }
+
+  /** A watch the kernel has dropped (IN_IGNORED): its wd is no longer ours to remove. */
+  #forget(w: DirWatch | FifoWatch): void {
+    if (this.#watches.get(w.wd) === w) this.#watches.delete(w.wd);
+    w.wd = -1;
+  }
+
+  /** The serial of a marker placed before any look still to come in this turn (see the top of this file). */
+  #markNow(source: EventSource): number {
+    if (this.#turnMark !== 0) return this.#turnMark;
+    const serial = this.#nextMark++;
+    const wd = source.mark();
+    // No marker (no /dev/null to put it on): events cannot be ordered against looks; none is taken for
+    // older than a look, at the risk of an event just before a look being reported after it.
+    if (wd < 0) this.#seenMark = serial;
+    else this.#marks.set(wd, serial);
+    this.#turnMark = serial;
+    queueMicrotask(() => {
+      this.#turnMark = 0;
+    });
+    return serial;
+  }
+
+  // ---------------------------------------------------------------------------------------------------
+  // Any fd, readable.
+
+  /**
+   * Calls `callback` on the main thread whenever `fd` is readable (epoll EPOLLIN, through the event
+   * worker; unless `readable` is false), or in error (EPOLLERR, EPOLLHUP: the write end of a pipe whose
+   * reader has gone, a socket whose peer has); where there are no kernel events, every DEFAULT_POLL_MS
+   * with `'poll'` instead. The callback must read what is there without blocking (a non-blocking fd).
+   * Keeps the process alive unless `refd` is false.
+   */
+  watchFd(fd: number, callback: (kind: ReadyKind) => void, { readable = true, refd = true } = {}): WatchedFd {
+    const lease = this.lease(refd);
+    const entry: FdEntry = { fd, readable, callback, handle: null };
+    this.#fds.add(entry);
+    if (this.#source !== null) this.#registerFd(entry);
+    this.#schedulePoll();
+    let open = true;
+    return {
+      close: () => {
+        if (!open) return;
+        open = false;
+        entry.handle?.close();
+        this.#fds.delete(entry);
+        this.#schedulePoll();
+        void lease.release();
+      },
+    };
+  }
+
+  #registerFd(entry: FdEntry): void {
+    try {
+      entry.handle = this.#source?.watchFd(entry.fd, (kind) => this.#call(() => entry.callback(kind)), entry.readable) ?? null;
+    } catch {
+      entry.handle = null; // polled, as without events
+    }
+  }
+}
+
+function follows(f: Followed, sub: Follower): boolean {
+  return f.subs === sub || (Array.isArray(f.subs) && f.subs.includes(sub));
+}
+
+function has(users: Followed | Followed[], f: Followed): boolean {
+  return users === f || (Array.isArray(users) && users.includes(f));
+}
+
+/** Whether the hops array `hops` holds [w, name]. */
+function heldAt(hops: Array<DirWatch | string> | null, w: DirWatch, name: string): boolean {
+  if (hops === null) return false;
+  for (let i = 0; i + 1 < hops.length; i += 2) if (hops[i] === w && hops[i + 1] === name) return true;
+  return false;
+}
+
+/** Whether `from` is the private name a proc-alive holder makes `name` under: `.<name>.<digits>.new`. */
+function isFreshNameOf(from: string, name: string): boolean {
+  if (!from.startsWith(`.${name}.`) || !from.endsWith('.new')) return false;
+  const digits = from.slice(name.length + 2, -4);
+  return digits.length > 0 && /^\d+$/.test(digits);
+}
+
+function pollReason(path: string, code: string): ProcAliveError {
+  const why: Record<string, string> = {
+    EACCES: 'no read permission for inotify',
+    ENOSPC: 'the inotify watch limit is reached (fs.inotify.max_user_watches)',
+    EMFILE: 'the open-file limit is reached',
+    ENFILE: "the system's open-file limit is reached",
+    ENOMEM: 'out of kernel memory for watches',
+  };
+  return new ProcAliveError(code, `polled instead of watched: ${why[code] ?? 'it cannot be watched'} (${code})`, { path });
+}
+
+function readlink(path: string): string {
+  try {
+    return decodeName(fs.readlinkSync(fsPath(path), { encoding: 'buffer' }));
+  } catch (err) {
+    throw errnoError((err as NodeJS.ErrnoException).code ?? 'EIO', path, 'cannot check', err);
   }
 }
 
@@ -419,3 +1172,4 @@ export function theMonitor(): Monitor {
   return monitor;
 }
 
+export type { Monitor };

@@ -160,7 +160,7 @@ export function createServeHandler(options: ServeHandlerOptions): ServeHandler {
   handler.close = async () => {
     closed = true;
     stream.close();
-    served.close();
+    await served.close();
   };
   return handler;
 }

@@ -136,8 +136,9 @@ export async function serve(options: ServeOptions): Promise<ServeServer> {
     handler,
     close(graceMs = 500) {
       closing ??= new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        void handler.close();
+        // Resolved once the server is closed and the watcher has let go of every fd and watch.
+        const watching = handler.close();
+        server.close(() => void watching.then(resolve, resolve));
         server.closeIdleConnections();
         const force = setTimeout(() => server.closeAllConnections(), graceMs);
         force.unref();

@@ -152,10 +152,11 @@ export class ServedSet {
         if (!this.#slots.has(name)) this.#slots.set(name, new Slot(name, target, target));
       }
     }
-    // TODO(issue 8): listen to the watcher's 'error' event (a failure of the watching itself) and
-    // report it as a warning and in /healthz; use 'ready' to know when every initial state is in.
     this.#watcher = watch(targets, options.unref === true ? { unref: true } : {});
     this.#watcher.on('change', (e) => this.#onChange(e));
+    // A failure of the watching itself (the event worker lost, a limit reached): the watcher goes on
+    // by polling, so the answers stay right but come later; the operator is told, once per cause.
+    this.#watcher.on('error', (err) => this.#onWarning(`watching degraded, polling instead: ${escapeText(err.message)}`));
   }
 
   #onChange(e: WatchEvent): void {
@@ -336,12 +337,11 @@ export class ServedSet {
     return this.#closed;
   }
 
-  /** Stops watching. */
-  close(): void {
-    if (this.#closed) return;
+  /** Stops watching; resolves once the watcher has released everything. */
+  close(): Promise<void> {
+    if (this.#closed) return this.#watcher.close();
     this.#closed = true;
-    // TODO(issue 8): await the watcher's close() once it returns a Promise.
-    this.#watcher.close();
+    const closed = this.#watcher.close();
     for (const later of this.#later) {
       if (later.timer !== null) clearTimeout(later.timer);
       later.timer = null;
@@ -349,5 +349,6 @@ export class ServedSet {
     }
     this.#toRead.clear();
     this.#listeners.clear();
+    return closed;
   }
 }

@@ -1,12 +1,18 @@
 // Waiting for targets to come up or go down: resolved by the kernel's events, not by polling.
 
-import { ProcAliveError } from './errors.js';
-import { isDirectory, serviceFifo, type State } from './kernel.js';
-import { theMonitor, type Following, type WatchState } from './monitor.js';
+import { ProcAliveError, type Pending, type WaitTimeoutError } from './errors.js';
+import type { State } from './kernel.js';
+import { LIMIT_CODES, theMonitor, type Followed, type Follower, type StateChange, type WatchState } from './monitor.js';
 import { targetPath } from './target.js';
+import { setLongTimeout, type LongTimeout } from './timeout.js';
+
+export type { Pending, WaitTimeoutError };
 
 export interface WaitOptions {
-  /** Give up after this many milliseconds: the promise rejects with code `ETIMEDOUT`. Default: never. */
+  /**
+   * Give up after this many milliseconds (any length: longer than Node's 2^31 - 1 ms timer limit too):
+   * the promise rejects with code `ETIMEDOUT` and `err.pending`. Default: never.
+   */
   timeout?: number;
   /** Give up when aborted: the promise rejects with the signal's reason. */
   signal?: AbortSignal;
@@ -14,18 +20,6 @@ export interface WaitOptions {
   any?: boolean;
   /** Do not keep the process alive while waiting (as `timer.unref()`). Default false. */
   unref?: boolean;
-}
-
-/** A target as a watcher follows it: the FIFO's path, or a service directory's `supervise/ok`. */
-export function watchPath(target: string): string {
-  const path = targetPath(target);
-  return isDirectory(path) ? serviceFifo(path) : path;
-}
-
-/** What a wait that timed out was still waiting for. */
-export interface Pending {
-  target: string;
-  state: WatchState | null;
 }
 
 function waitFor(
@@ -37,72 +31,86 @@ function waitFor(
   const list = typeof targets === 'string' ? [targets] : [...targets];
   if (list.length === 0) return Promise.reject(new ProcAliveError('EINVAL', 'nothing to wait for: no target'));
   const { timeout, signal } = options;
-  if (timeout !== undefined && (!Number.isFinite(timeout) || timeout < 0)) {
-    return Promise.reject(new ProcAliveError('EINVAL', `timeout must be a non-negative number of milliseconds, not ${timeout}`));
+  if (timeout !== undefined && (typeof timeout !== 'number' || Number.isNaN(timeout) || timeout < 0)) {
+    return Promise.reject(new ProcAliveError('EINVAL', `timeout must be a non-negative number of milliseconds, not ${String(timeout)}`));
   }
   let paths: string[];
   try {
-    paths = list.map(watchPath);
+    paths = list.map((t) => targetPath(t));
   } catch (err) {
     return Promise.reject(err);
   }
   if (signal?.aborted) return Promise.reject(signal.reason);
 
   return new Promise<State[]>((resolve, reject) => {
+    const monitor = theMonitor();
     const states: Array<WatchState | null> = list.map(() => null);
-    const followings: Following[] = [];
+    const followed: Followed[] = [];
+    const index = new Map<Followed, number[]>();
+    const lease = monitor.lease(!options.unref);
     let done = false;
-    let timer: NodeJS.Timeout | undefined;
+    let timer: LongTimeout | undefined;
     const finish = (settle: () => void): void => {
       if (done) return;
       done = true;
-      if (timer !== undefined) clearTimeout(timer);
+      timer?.clear();
       signal?.removeEventListener('abort', onAbort);
-      // Closed after the current report is delivered: follow() reports synchronously.
+      // Let go after the current report is delivered: follow() reports synchronously.
       queueMicrotask(() => {
-        for (const f of followings) f.close();
+        for (const f of followed) monitor.unfollow(f, sub);
+        void lease.release();
       });
       settle();
     };
     const onAbort = (): void => finish(() => reject(signal?.reason));
     const evaluate = (): void => {
       const reached = states.map((s) => s !== null && s !== 'unknown' && want(s));
-      if (options.any ? reached.some(Boolean) : reached.every(Boolean)) {
-        finish(() => resolve(states as State[]));
-      }
+      if (options.any ? reached.some(Boolean) : reached.every(Boolean)) finish(() => resolve(states as State[]));
     };
-    list.forEach((target, i) => {
-      if (done) return;
-      const following = theMonitor().follow(
-        paths[i] as string,
-        (change) => {
-          if (done) return;
+    // One follower for every target of the wait; the monitor says which followed path changed.
+    const sub: Follower = {
+      change: (f: Followed, change: StateChange) => {
+        if (done) return;
+        for (const i of index.get(f) ?? []) {
           states[i] = change.state;
-          if (change.state === 'unknown') {
-            const err = change.error ?? new ProcAliveError('EIO', 'cannot tell', { path: paths[i] });
-            finish(() => reject(err));
+          const err = change.error;
+          // A target that cannot be told rejects, as a check would say so; a limit reached (EMFILE,
+          // ENOSPC) is not about the target: the wait goes on, polling, until it can tell.
+          if (change.state === 'unknown' && (err === undefined || !LIMIT_CODES.has(err.code))) {
+            finish(() => reject(err ?? new ProcAliveError('EIO', 'cannot tell', { path: paths[i] })));
             return;
           }
-          evaluate();
-        },
-        !options.unref,
-      );
-      followings.push(following);
-      if (done) queueMicrotask(() => following.close());
+        }
+        evaluate();
+      },
+    };
+    list.forEach((_, i) => {
+      if (done) return;
+      const known = monitor.followedBy(paths[i] as string, 'wait', sub);
+      if (known !== undefined) {
+        // The same path twice: one followed path, both indexes.
+        index.get(known)?.push(i);
+        states[i] = known.state;
+        return;
+      }
+      monitor.follow(paths[i] as string, 'wait', sub, (f) => {
+        followed.push(f);
+        index.set(f, [i]);
+      });
     });
+    if (done) return;
+    evaluate(); // a target given twice: its second index was filled in above, not by a report
     if (done) return;
     signal?.addEventListener('abort', onAbort, { once: true });
     if (timeout !== undefined) {
-      timer = setTimeout(() => {
+      timer = setLongTimeout(() => {
         const pending = list
           .map((target, i): Pending => ({ target, state: states[i] ?? null }))
           .filter((p) => p.state === null || p.state === 'unknown' || !want(p.state));
         const what = pending.map((p) => `${p.target} is ${p.state ?? 'unknown'}`).join(', ');
-        const err = new ProcAliveError('ETIMEDOUT', `not ${goal} after ${timeout / 1000}s: ${what}`) as ProcAliveError & {
-          pending: Pending[];
-        };
+        const err = new ProcAliveError('ETIMEDOUT', `not ${goal} after ${timeout / 1000}s: ${what}`) as ProcAliveError & { pending: Pending[] };
         err.pending = pending;
-        finish(() => reject(err));
+        finish(() => reject(err as WaitTimeoutError));
       }, timeout);
       if (options.unref) timer.unref();
     }
@@ -111,9 +119,12 @@ function waitFor(
 
 /**
  * Resolves when `target` is alive (at once if it is), or when all of several are (any, with `any`).
- * Rejects with a ProcAliveError: `ETIMEDOUT` after `timeout` ms, naming what is not alive yet and its
- * last state (in `err.pending` too); the error of a target whose state cannot be told; or the abort
- * reason of `signal`.
+ * A directory is a service directory, in the making if it has no `run` or `supervise` yet: its
+ * `supervise/ok` is waited for. Rejects with a ProcAliveError: `ETIMEDOUT` after `timeout` ms, naming
+ * what is not alive yet and its last state (in `err.pending` too, see {@link WaitTimeoutError}); the
+ * error of a target whose state cannot be told (as a check would throw it: `ENOTFIFO`, ...); or the
+ * abort reason of `signal`. A path that cannot be watched (no read permission, a limit reached) is
+ * polled instead, and never turns a wait into an error.
  */
 export async function waitAlive(targets: string | string[], options: WaitOptions = {}): Promise<void> {
   await waitFor(targets, (s) => s === 'alive', 'alive', options);

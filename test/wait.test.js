@@ -6,6 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { readFile } from 'node:fs';
 import { join } from 'node:path';
 import { tmp, cli, state, start, startRunner, kill, compileC, HANG_GUARD_MS, DIST, BIN } from './helpers.js';
+import { child } from './child.js';
 import { waitAlive, waitDead, hold, ProcAliveError } from '../dist/index.js';
 
 const INDEX = JSON.stringify(join(DIST, 'index.js'));
@@ -98,15 +99,26 @@ test('50 pending waits leave the thread pool free: fs.readFile completes', async
 
 test('without the FFI (PROC_ALIVE_FFI=0), waits fall back to polling and still see both changes', async (t) => {
   const path = join(tmp(t), 'p');
-  // The runner holds for 0.5 s while a waiter without the FFI waits for it up, then down.
-  const r = spawnSync('sh', ['-c', `"${process.execPath}" "${BIN}" run "${path}" 0.5 & PROC_ALIVE_FFI=0 "${process.execPath}" --input-type=module -e "$1" "${path}"; wait`, 'sh',
+  const c = child(
+    t,
     `import { waitAlive, waitDead, watch } from ${INDEX};
+     const out = (o) => console.log(JSON.stringify(o));
      const w = watch(process.argv[1], { unref: true });
-     await waitAlive(process.argv[1], { timeout: 8000 });
-     console.log(w.mechanism);
-     await waitDead(process.argv[1], { timeout: 8000 });
-     console.log('down');`], { encoding: 'utf8', timeout: 10000 });
-  assert.equal(r.stdout, 'polling\ndown\n', r.stderr);
+     w.once('ready', () => out({ waiting: w.mechanism }));
+     await waitAlive(process.argv[1], { timeout: 20000 });
+     out({ up: w.mechanism });
+     await waitDead(process.argv[1], { timeout: 20000 });
+     out({ down: true });`,
+    [path],
+    { env: { PROC_ALIVE_FFI: '0' } },
+  );
+  await c.until((l) => l.some((x) => x.waiting), 'the waiter waits');
+  const runner = await startRunner(t, path);
+  await c.until((l) => l.some((x) => x.up), 'up');
+  await kill(runner, 'SIGTERM');
+  await c.until((l) => l.some((x) => x.down), 'down');
+  assert.deepEqual(c.lines, [{ waiting: 'polling' }, { up: 'polling' }, { down: true }]);
+  assert.deepEqual(await c.exited, [0, null]);
 });
 
 test('CLI wait: 0 reached, 99 timed out naming the target, 4 cannot tell, 2 usage; --down, --any', async (t) => {

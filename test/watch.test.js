@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdirSync, openSync, readSync, closeSync, renameSync, rmSync, writeFileSync, constants } from 'node:fs';
+import { mkdirSync, openSync, readSync, closeSync, readFileSync, renameSync, rmSync, writeFileSync, constants } from 'node:fs';
 import { join } from 'node:path';
 import { once } from 'node:events';
 import { tmp, cli, state, start, startRunner, kill, until, compileC, BIN } from './helpers.js';
@@ -136,8 +136,24 @@ test('a runsv the watcher did not start is noticed coming up and going down', { 
   await r.until(() => r.events.length === 1, 'first report');
   const sup = await start(t, 'runsv', [dir]);
   await r.until(() => lastState(r) === 'alive', 'runsv up');
-  const pid = Number(execFileSync('sh', ['-c', `sleep 0.2; cat ${dir}/supervise/pid`], { encoding: 'utf8' }));
-  t.after(() => { try { process.kill(pid, 'SIGKILL'); } catch {} });
+  // The service's pid, once runsv has written it (an empty or missing file is not a pid: 0 would
+  // signal our whole process group).
+  let pid = 0;
+  await until(() => {
+    try {
+      pid = Number(readFileSync(join(dir, 'supervise', 'pid'), 'utf8').trim());
+    } catch {
+      return false;
+    }
+    return Number.isInteger(pid) && pid > 1;
+  }, 'runsv started the service');
+  t.after(() => {
+    if (pid > 1) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {}
+    }
+  });
   await kill(sup);
   await r.until(() => lastState(r) === 'dead', 'runsv gone');
   assert.deepEqual(r.states(), ['absent', 'alive', 'dead']);

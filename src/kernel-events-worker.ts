@@ -1,0 +1,60 @@
+// The event worker: one thread that blocks in epoll_wait(2) on the set kernel-events.ts builds, and posts
+// what it harvests to the main thread. It only waits and reads; every change to the epoll set and to the
+// inotify watches is made by the main thread (epoll_ctl and inotify_add_watch are thread-safe).
+//
+// Loaded by kernel-events.ts with `new Worker(new URL('./kernel-events-worker.js', import.meta.url))`;
+// it has its own koffi, bound to the same libc the main thread loaded.
+
+import { createRequire } from 'node:module';
+import { parentPort, workerData } from 'node:worker_threads';
+import { EINTR, harvest, harvestBuffers, type HarvestCalls } from './kernel-events-format.js';
+
+/** What kernel-events.ts hands the worker. */
+export interface WorkerData {
+  koffiPath: string;
+  libName: string;
+  epfd: number;
+  inotifyFd: number;
+  wakeFd: number;
+  /** Int32Array over it: [0] stop, set to end the worker; [1] go, set once the main thread no longer drains. */
+  control: SharedArrayBuffer;
+}
+
+/** What the worker posts. */
+export type WorkerMessage =
+  | { kind: 'ready' }
+  | { kind: 'batch'; ready: number[]; inotify: Uint8Array | null }
+  | { kind: 'error'; errno: number };
+
+const d = workerData as WorkerData;
+const port = parentPort;
+if (port === null) throw new Error('kernel-events-worker.js runs as a worker thread only');
+
+const koffi = createRequire(import.meta.url)(d.koffiPath) as typeof import('koffi');
+const lib = koffi.load(d.libName);
+const calls: HarvestCalls = {
+  epoll_wait: lib.func('int epoll_wait(int epfd, void *events, int maxevents, int timeout)'),
+  read: lib.func('long read(int fd, void *buf, unsigned long count)'),
+  errno: () => koffi.errno(),
+};
+const control = new Int32Array(d.control);
+const bufs = harvestBuffers();
+const post = (m: WorkerMessage, transfer: ArrayBuffer[] = []): void => port.postMessage(m, transfer);
+
+// Handed over, not shared: until the main thread has stopped reading the queues itself (control[1] = 1),
+// the worker reads nothing, so no event is taken by one thread while an earlier one waits in the other.
+post({ kind: 'ready' });
+while (Atomics.load(control, 0) === 0 && Atomics.load(control, 1) === 0) Atomics.wait(control, 1, 0, 100);
+
+while (Atomics.load(control, 0) === 0) {
+  const h = harvest(calls, d, bufs, -1, true);
+  if (Atomics.load(control, 0) !== 0) break;
+  if (h.error === EINTR) continue;
+  if (h.error !== 0) {
+    post({ kind: 'error', errno: h.error });
+    break;
+  }
+  if (h.ready.length > 0 || h.inotify !== null) {
+    post({ kind: 'batch', ready: h.ready, inotify: h.inotify }, h.inotify === null ? [] : [h.inotify.buffer as ArrayBuffer]);
+  }
+}

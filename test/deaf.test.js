@@ -1,0 +1,289 @@
+// Watching and waiting never go deaf (issue 8): each fault found by review, with real processes. Each
+// of these tests failed on the code before the fix (9d37f74).
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { closeSync, constants, mkdirSync, openSync, readSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { once } from 'node:events';
+import { tmp, state, start, startRunner, kill, until, compileC, BIN } from './helpers.js';
+import { child, INDEX, statesOf } from './child.js';
+import { watch, waitAlive, hold } from '../dist/index.js';
+import koffi from 'koffi';
+
+/** Collects a watcher's events. */
+function recorder(w) {
+  const events = [];
+  w.on('change', (e) => events.push(e));
+  const states = (target) => events.filter((e) => target === undefined || e.target === target).map((e) => e.state);
+  return { events, states, last: (target) => states(target).at(-1), until: (fn, what) => until(() => fn(events), what) };
+}
+
+test('a handled uncaught exception leaves every watch and wait of the process working', async (t) => {
+  const path = join(tmp(t), 'p');
+  const c = child(
+    t,
+    `import { watch, waitAlive, hold } from ${INDEX};
+     const out = (o) => console.log(JSON.stringify(o));
+     process.on('uncaughtException', (e) => out({ handled: e.message }));
+     const path = process.argv[1];
+     watch(path).on('change', (e) => out({ target: 'w', state: e.state }));
+     // Once the event worker surely waits (it starts in ~30 ms; until then the main thread reads the
+     // kernel's queues itself, and an exception before that did not show the fault).
+     setTimeout(() => { throw new Error('boom'); }, 500);
+     process.stdin.on('data', async () => {
+       // After the exception: a wait that needs an event, and a hold this process makes.
+       const waiting = waitAlive(path, { timeout: 5000 }).then(() => 'resolved', (e) => e.code);
+       const h = hold(path);
+       out({ wait: await waiting });
+       h.close();
+     });`,
+    [path],
+  );
+  await c.until((l) => l.some((x) => x.handled === 'boom') && statesOf(l, 'w').length === 1, 'the exception');
+  c.send('go');
+  await c.until((l) => l.some((x) => x.wait !== undefined) && statesOf(l, 'w').at(-1) === 'absent' && statesOf(l, 'w').length > 2, 'the wait and the watch');
+  assert.equal(c.lines.find((x) => x.wait !== undefined).wait, 'resolved');
+  assert.deepEqual(statesOf(c.lines, 'w').filter((s) => s !== 'dead'), ['absent', 'alive', 'absent']);
+});
+
+test("a 'change' listener that throws does not drop the rest of its batch; the app still sees the error", async (t) => {
+  const dir = tmp(t);
+  const n = 40;
+  const c = child(
+    t,
+    `import { watch } from ${INDEX};
+     import { spawn } from 'node:child_process';
+     const out = (o) => console.log(JSON.stringify(o));
+     let thrown = 0;
+     process.on('uncaughtException', (e) => { if (e.message === 'listener') thrown++; });
+     const [runner, dir, n] = process.argv.slice(1);
+     const paths = Array.from({ length: Number(n) }, (_, i) => dir + '/r' + i);
+     const kids = paths.map((p) => spawn(runner, [p, '60'], { stdio: 'ignore' }));
+     const w = watch(paths);
+     const states = new Map();
+     w.on('change', (e) => states.set(e.target, e.state));
+     w.on('change', (e) => { if (e.state === 'dead') throw new Error('listener'); });
+     const alive = () => paths.every((p) => states.get(p) === 'alive');
+     const dead = () => paths.every((p) => states.get(p) === 'dead');
+     const iv = setInterval(() => {
+       if (kids.length > 0 && alive()) { for (const k of kids.splice(0)) k.kill('SIGKILL'); }
+       if (kids.length === 0 && dead()) { clearInterval(iv); setTimeout(() => { out({ dead: paths.length, thrown }); w.close(); }, 50); }
+     }, 5);`,
+    [compileC('runner'), dir, String(n)],
+  );
+  await c.until((l) => l.some((x) => x.dead !== undefined), `${n} deaths`);
+  const r = c.lines.find((x) => x.dead !== undefined);
+  assert.equal(r.dead, n);
+  assert.equal(r.thrown, n, 'every throw reached uncaughtException');
+});
+
+test('a directory removed and made again is watched again; one that does not exist yet becomes a directory of targets', async (t) => {
+  const base = tmp(t);
+  const dir = join(base, 'targets');
+  mkdirSync(dir);
+  const later = join(base, 'later');
+  const w = watch([dir, later]);
+  t.after(() => w.close());
+  const r = recorder(w);
+  await r.until(() => r.last(later) === 'absent', 'first report of the missing directory');
+  execFileSync('mkfifo', [join(dir, 'a')]);
+  await r.until(() => r.last(join(dir, 'a')) === 'dead', 'a appears');
+  rmSync(dir, { recursive: true });
+  await r.until(() => r.last(join(dir, 'a')) === 'absent', 'a goes with its directory');
+  mkdirSync(dir);
+  execFileSync('mkfifo', [join(dir, 'b')]);
+  await r.until(() => r.last(join(dir, 'b')) === 'dead', 'b, in the directory made again');
+
+  mkdirSync(later);
+  const env = { ...process.env, PROC_ALIVE_DIR: later };
+  const web = await startRunner(t, 'web', ['60'], { env });
+  await r.until(() => r.last(join(later, 'web')) === 'alive', 'web, in the directory that came later');
+  assert.deepEqual(r.states(later), ['absent'], 'the directory itself is no target once it is one');
+  assert.ok(!r.events.some((e) => e.state === 'unknown'), JSON.stringify(r.events.filter((e) => e.state === 'unknown')));
+  await kill(web);
+  await r.until(() => r.last(join(later, 'web')) === 'dead', 'web dies');
+});
+
+test('a service directory in the making: wait and watch follow its supervise/ok, and do not reject before run exists', async (t) => {
+  const svc = join(tmp(t), 'svc');
+  const w = watch(svc);
+  t.after(() => w.close());
+  const r = recorder(w);
+  const waiting = waitAlive(svc, { timeout: 20000 });
+  const cliWait = await start(t, process.execPath, [BIN, 'wait', '--timeout', '20', svc]);
+  await r.until(() => r.states().length === 1, 'first report');
+  mkdirSync(svc); // a directory, no run file yet: a wait must not reject
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  writeFileSync(join(svc, 'run'), '#!/bin/sh\nexec sleep 60\n', { mode: 0o755 });
+  mkdirSync(join(svc, 'supervise'));
+  const sup = await startRunner(t, join(svc, 'supervise', 'ok'), ['60']);
+  await waiting;
+  assert.deepEqual(await cliWait.exited, [0, null], cliWait.stderrText());
+  await r.until(() => r.last() === 'alive', 'alive');
+  assert.deepEqual(r.states(), ['absent', 'alive']);
+  assert.equal(r.events.at(-1).path, join(svc, 'supervise', 'ok'));
+  await kill(sup);
+  await r.until(() => r.last() === 'dead', 'dead');
+});
+
+test('symlinks: a link to a FIFO is followed, and so is what it points to; a swapped link is seen', async (t) => {
+  const dir = tmp(t);
+  const [a, b, link] = ['a', 'b', 'link'].map((n) => join(dir, n));
+  symlinkSync('a', link);
+  const w = watch(link);
+  t.after(() => w.close());
+  const r = recorder(w);
+  const waiting = waitAlive(link, { timeout: 20000 });
+  await r.until(() => r.states().length === 1, 'first report');
+  const ra = await start(t, compileC('runner'), [a, '60']);
+  await waiting;
+  await r.until(() => r.last() === 'alive', 'alive through the link');
+  assert.equal(r.events.at(-1).path, a);
+  execFileSync('mkfifo', [join(dir, 'a2')]);
+  renameSync(join(dir, 'a2'), a); // the FIFO it points to, replaced by a new one with no reader
+  await r.until(() => r.last() === 'dead', 'dead: the FIFO pointed to was replaced');
+  await kill(ra);
+  const rb = await start(t, compileC('runner'), [b, '60']);
+  await until(() => state(b).state === 'alive', 'b');
+  symlinkSync('b', join(dir, 'link2'));
+  renameSync(join(dir, 'link2'), link); // the link swapped to b, alive
+  await r.until(() => r.last() === 'alive', 'alive after the swap');
+  assert.equal(r.events.at(-1).path, b);
+  await kill(rb);
+  await r.until(() => r.last() === 'dead', 'b dies');
+  rmSync(link);
+  await r.until(() => r.last() === 'absent', 'link removed');
+  assert.deepEqual(r.states(), ['absent', 'alive', 'dead', 'alive', 'dead', 'absent']);
+});
+
+test('short lives: a holder that renames its FIFO into place and is SIGKILLed at once is seen alive, then dead', async (t) => {
+  const path = join(tmp(t), 'p');
+  const w = watch(path);
+  t.after(() => w.close());
+  const r = recorder(w);
+  await r.until(() => r.states().length === 1, 'first report');
+  const rounds = 15;
+  for (let i = 0; i < rounds; i++) {
+    const waiting = waitAlive(path, { timeout: 20000 });
+    const c = spawn(process.execPath, ['--input-type=module', '-e', `import { hold } from ${INDEX}; hold(process.argv[1]); process.kill(process.pid, 'SIGKILL');`, path]);
+    const [, signal] = await once(c, 'exit');
+    assert.equal(signal, 'SIGKILL');
+    await waiting;
+    await r.until(() => r.last() === 'dead', `round ${i}: dead`);
+    rmSync(path);
+    await r.until(() => r.last() === 'absent', `round ${i}: absent`);
+  }
+  const expected = ['absent'];
+  for (let i = 0; i < rounds; i++) expected.push('alive', 'dead', 'absent');
+  assert.deepEqual(r.states(), expected);
+});
+
+test('names: a FIFO whose name is not UTF-8 is followed in a watched directory; names are printed escaped', async (t) => {
+  const dir = tmp(t);
+  // A name that is not UTF-8 (bytes 0xff 0xfe), made by the shell: Node's argv are strings.
+  const bad = 'printf "%s/bad-\\377\\376-name" "$1"';
+  const evil = 'x\r\u001b[2K web dead';
+  execFileSync('mkfifo', [join(dir, 'first')]); // a first report for both watchers
+  const watcher = spawn(process.execPath, [BIN, 'watch', dir], { stdio: ['ignore', 'pipe', 'pipe'] });
+  t.after(() => watcher.kill('SIGKILL'));
+  let out = '';
+  watcher.stdout.on('data', (d) => (out += d));
+  const w = watch(dir);
+  t.after(() => w.close());
+  const r = recorder(w);
+  await r.until(() => r.states().length === 1, 'first report');
+  await until(() => out.length > 0, 'first line');
+  const held = await start(t, 'sh', ['-c', `exec "$0" "$(${bad})" 60`, compileC('runner'), dir]);
+  const escaped = `${dir}/bad-\udcff\udcfe-name`;
+  await r.until(() => r.last(escaped) === 'alive', 'the non-UTF-8 name, alive');
+  execFileSync('mkfifo', [join(dir, evil)]);
+  await r.until(() => r.last(join(dir, evil)) === 'dead', 'the name with controls');
+  await kill(held);
+  await r.until(() => r.last(escaped) === 'dead', 'dead');
+  execFileSync('sh', ['-c', `rm "$(${bad})"`, 'sh', dir]);
+  await r.until(() => r.last(escaped) === 'absent', 'removed');
+  await until(() => out.split('\n').length > 4, 'the CLI lines');
+  watcher.kill('SIGTERM');
+  await once(watcher, 'exit');
+  assert.doesNotMatch(out, /[\r\u001b\u00ff]/u, 'nothing raw reaches the terminal');
+  assert.match(out, /bad-\\xff\\xfe-name {2}alive/);
+  assert.match(out, /bad-\\xff\\xfe-name {2}absent {2}\(was dead\)/);
+  assert.ok(out.includes('x\\r\\x1b[2K web dead  dead'), out);
+});
+
+/**
+ * Starts `proc-alive watch dir` with its stdout on a pipe the test holds the read end of (a FIFO, as
+ * a shell pipeline gives: Node's own child pipes are sockets), read only when asked.
+ */
+function watchIntoPipe(t, dir) {
+  const fifo = join(tmp(t), 'out');
+  execFileSync('mkfifo', [fifo]);
+  const readFd = openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK);
+  const writeFd = openSync(fifo, constants.O_WRONLY);
+  const c = spawn(process.execPath, [BIN, 'watch', dir], { stdio: ['ignore', writeFd, 'pipe'] });
+  closeSync(writeFd);
+  let stderr = '';
+  c.stderr.on('data', (d) => (stderr += d));
+  t.after(() => {
+    if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+    try {
+      closeSync(readFd);
+    } catch {}
+  });
+  const read = () => {
+    const buf = Buffer.alloc(65536);
+    try {
+      return buf.subarray(0, readSync(readFd, buf)).toString();
+    } catch {
+      return ''; // EAGAIN
+    }
+  };
+  return { c, readFd, read, stderr: () => stderr, exited: once(c, 'exit') };
+}
+
+test('output: `watch | head -1` ends (141, as SIGPIPE would), also with nothing more to say', async (t) => {
+  const dir = tmp(t);
+  execFileSync('mkfifo', [join(dir, 'a')]);
+  const r = spawnSync('sh', ['-c', `"${process.execPath}" "${BIN}" watch "${dir}" | head -1`], { encoding: 'utf8', timeout: 10000 });
+  assert.equal(r.signal, null, 'the pipeline ended');
+  assert.match(r.stdout, /a {2}dead\n$/);
+  const w = watchIntoPipe(t, dir);
+  let out = '';
+  await until(() => (out += w.read()).includes('\n'), 'first line');
+  closeSync(w.readFd); // the reader goes, and nothing changes: watch must notice by itself
+  assert.deepEqual(await w.exited, [141, null]);
+});
+
+test('output: a stalled reader neither blocks nor spins watch: SIGTERM ends it; past the bound it says so and exits 74', async (t) => {
+  const dir = tmp(t);
+  execFileSync('mkfifo', [join(dir, 'first')]);
+  const stalled = watchIntoPipe(t, dir);
+  await until(() => stalled.read().includes('\n'), 'first line');
+  makeFifos(dir, 'a', 3000); // ~250 KB of lines, more than a pipe holds; never read
+  await until(() => unread(stalled.readFd) >= 60 * 1024, 'the pipe is full: the writer is stuck');
+  stalled.c.kill('SIGTERM');
+  assert.deepEqual(await stalled.exited, [0, null]);
+
+  const dir2 = tmp(t);
+  execFileSync('mkfifo', [join(dir2, 'first')]);
+  const flooded = watchIntoPipe(t, dir2);
+  await until(() => flooded.read().includes('\n'), 'first line');
+  makeFifos(dir2, 'target-with-a-long-name-', 20000); // ~1.8 MB of lines
+  assert.deepEqual(await flooded.exited, [74, null]);
+  assert.match(flooded.stderr(), /^proc-alive: output is not being read: \d+ bytes wait to be written; giving up\n$/);
+});
+
+/** Bytes waiting in a pipe, by its read end: ioctl(FIONREAD) (through koffi, which the package ships). */
+function unread(fd) {
+  ioctl ??= koffi.load('libc.so.6').func('int ioctl(int fd, unsigned long request, _Out_ int *n)');
+  const n = [0];
+  return ioctl(fd, 0x541b, n) === 0 ? n[0] : -1;
+}
+let ioctl;
+
+function makeFifos(dir, prefix, n) {
+  const names = Array.from({ length: n }, (_, i) => join(dir, `${prefix}${i}`));
+  for (let i = 0; i < names.length; i += 2000) execFileSync('mkfifo', names.slice(i, i + 2000));
+}
