@@ -302,7 +302,7 @@ export async function chaos({ seconds = 60, log = () => {} } = {}) {
     const x = join(S, 'x');
     const h = holders.get(x);
     holders.delete(x);
-    rmSync(S, { recursive: true, force: true });
+    rmSync(S, { recursive: true, force: true, maxRetries: 5, retryDelay: 1 }); // a holder may be making its .new FIFO in it meanwhile
     set(x, 'absent', true, op);
     if (h !== undefined) {
       h.proc.kill('SIGKILL'); // it held a FIFO that no path names any more: no change
@@ -451,7 +451,7 @@ export async function chaos({ seconds = 60, log = () => {} } = {}) {
       }
     }
   }
-  rmSync(base, { recursive: true, force: true });
+  rmSync(base, { recursive: true, force: true, maxRetries: 5 });
   return result;
 }
 

@@ -939,12 +939,15 @@ class Monitor {
         for (const f of w.users) {
           if (!fresh(f)) continue;
           const t = touch(f);
-          if (t.rebound !== Infinity) continue; // an entry on the way was replaced before: maybe no longer its FIFO
-          if (e.mask & IN.OPEN && f.state !== 'alive') t.evidence.push('alive');
+          // A reader's close places the death among the evidence. After an entry on the way was removed
+          // or replaced (rebound), this FIFO may no longer be the path's: an open proves nothing of the
+          // path, and a death at that close is of a FIFO that had already left it (not reported).
           if (e.mask & IN.CLOSE_NOWRITE) {
             t.closedAt = t.evidence.length;
-            t.closedRenamed = t.renamed;
+            t.closedRenamed = t.renamed || t.rebound !== Infinity;
           }
+          if (t.rebound !== Infinity) continue;
+          if (e.mask & IN.OPEN && f.state !== 'alive') t.evidence.push('alive');
         }
         continue;
       }
