@@ -400,6 +400,12 @@ export async function chaos({ seconds = 60, log = () => {} } = {}) {
   let progress = setInterval(() => log(`${Math.round((deadline - now()) / 1000)} s left: ${result.ops} changes, ${result.reported} reports`), 10_000);
   try {
     await Promise.all(loops);
+  } catch (err) {
+    // The driver failed: nothing it started may outlive it.
+    for (const inc of live.values()) inc.proc.kill('SIGKILL');
+    for (const h of holders.values()) h.proc.kill('SIGKILL');
+    rmSync(base, { recursive: true, force: true, maxRetries: 5 });
+    throw err;
   } finally {
     clearInterval(progress);
   }
