@@ -38,9 +38,8 @@ test('absent → alive → dead → alive → absent → recreated → replaced 
   await r.until(() => lastState(r) === 'alive', 'alive again');
   await kill(again, 'SIGTERM');
   await r.until(() => lastState(r) === 'absent', 'absent');
-  // A clean stop closes the reader, then removes the FIFO: the watcher may see the instant in between.
-  const stop = r.states().slice(3);
-  assert.ok(['alive,absent', 'alive,dead,absent'].includes(stop.join()), stop.join());
+  // A clean stop removes the FIFO while it still holds it, then closes the reader: never dead.
+  assert.deepEqual(r.states().slice(3), ['alive', 'absent']);
   const seen = r.events.length;
 
   execFileSync('mkfifo', [path]); // recreated: a new inode, no reader
@@ -64,6 +63,39 @@ test('absent → alive → dead → alive → absent → recreated → replaced 
     assert.ok(r.events[i].time >= r.events[i - 1].time);
   }
   await kill(c);
+});
+
+test('a clean stop is never a death: hold().close(), run and SIGTERM, a wrapped command that exits 0', async (t) => {
+  const dir = tmp(t);
+  const stops = {
+    'hold().close()': async (path) => {
+      const h = hold(path);
+      return () => h.close();
+    },
+    'run, SIGTERM': async (path) => {
+      const runner = await startRunner(t, path);
+      return () => kill(runner, 'SIGTERM');
+    },
+    'run -- sleep, exit 0': async (path) => {
+      const child = await start(t, process.execPath, [BIN, 'run', path, '--', 'sleep', '0.3']);
+      return () => child.exited;
+    },
+  };
+  for (const [how, begin] of Object.entries(stops)) {
+    for (let i = 0; i < 5; i++) {
+      const path = join(dir, `${how.replace(/\W+/g, '-')}${i}`);
+      const w = watch(path);
+      const r = recorder(w);
+      await once(w, 'ready');
+      const stop = await begin(path);
+      await r.until(() => lastState(r) === 'alive', `${how}: alive`);
+      await stop();
+      await r.until(() => lastState(r) === 'absent', `${how}: absent`);
+      await new Promise((resolve) => setTimeout(resolve, 50)); // anything reported late comes now
+      await w.close();
+      assert.deepEqual(r.states(), ['absent', 'alive', 'absent'], how);
+    }
+  }
 });
 
 test('SIGKILL of 100 runners at once: 100 dead events, one per target', async (t) => {
