@@ -11,15 +11,13 @@
 //   `PROC_ALIVE_FFI=0` turns it off; if it cannot load, the `fs` back end does all the work.
 
 import * as fs from 'node:fs';
-import { createRequire } from 'node:module';
 import { constants as osConstants } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { ProcAliveError, aboutPath, errnoError } from './errors.js';
 import { decodeName, fsPath } from './text.js';
 
-// Loaded on demand with this, not imported: koffi (~12 ms) and child_process (~3 ms at start-up, and only
-// the mkfifo(1) fallback needs it) would otherwise slow every `proc-alive check`.
-const load = createRequire(import.meta.url);
+// koffi is loaded on demand with require(), not imported: it costs ~12 ms, which would otherwise slow every
+// `proc-alive check` (the library is CommonJS, so require is the module's own).
 
 export type State = 'alive' | 'dead' | 'absent';
 
@@ -141,7 +139,7 @@ export function loadLibc(): Libc | null {
   libc = null;
   if (process.platform !== 'linux' || process.env['PROC_ALIVE_FFI'] === '0') return null;
   try {
-    const koffi = load('koffi') as typeof import('koffi');
+    const koffi = require('koffi') as typeof import('koffi');
     const [lib, libName] = loadFirst(koffi, ['libc.so.6', `libc.musl-${muslArch()}.so.1`, 'libc.so']);
     const candidate: Libc = {
       statx: lib.func('int statx(int dirfd, const char *path, int flags, unsigned int mask, void *buf)'),
@@ -161,7 +159,7 @@ export function loadLibc(): Libc | null {
     // statx(2) needs Linux >= 4.11 and glibc >= 2.28 (musl >= 1.2.5): prove it works before relying on it.
     if (candidate.statx(AT_FDCWD, '/', 0, STATX_TYPE, candidate.buf) !== 0) return null;
     libc = candidate;
-    ffi = { koffi, lib, libName, koffiPath: load.resolve('koffi') };
+    ffi = { koffi, lib, libName, koffiPath: require.resolve('koffi') };
   } catch {
     // koffi missing, or its prebuilt binary is not there for this platform: the fs back end does the work.
   }
