@@ -8,6 +8,7 @@
 
 import { parentPort, workerData } from 'node:worker_threads';
 import { EINTR, harvest, harvestBuffers, type HarvestCalls } from './kernel-events-format.js';
+import type { Koffi } from './kernel.js';
 
 /** What kernel-events.ts hands the worker. */
 export interface WorkerData {
@@ -30,7 +31,7 @@ const d = workerData as WorkerData;
 const port = parentPort;
 if (port === null) throw new Error('kernel-events-worker.js runs as a worker thread only');
 
-const koffi = require(d.koffiPath) as typeof import('koffi');
+const koffi = require(d.koffiPath) as Koffi;
 const lib = koffi.load(d.libName);
 const calls: HarvestCalls = {
   epoll_wait: lib.func('int epoll_wait(int epfd, void *events, int maxevents, int timeout)'),

@@ -21,6 +21,12 @@ import { decodeName, fsPath } from './text.js';
 
 export type State = 'alive' | 'dead' | 'absent';
 
+/**
+ * koffi's API, as a type. koffi's types sit in a `"type": "module"` package, so a CommonJS file must say
+ * how they are resolved, or TypeScript users on `module: node16` get TS1542 from our declarations.
+ */
+export type Koffi = typeof import('koffi', { with: { 'resolution-mode': 'import' } });
+
 const { O_RDONLY, O_WRONLY, O_NONBLOCK, O_NOCTTY, S_IFMT, S_IFIFO } = fs.constants;
 const errnos = osConstants.errno;
 
@@ -120,8 +126,8 @@ let libc: Libc | null | undefined;
 
 /** The loaded FFI, for kernel-events.ts, which binds epoll and inotify from the same library. */
 export interface Ffi {
-  koffi: typeof import('koffi');
-  lib: ReturnType<typeof import('koffi').load>;
+  koffi: Koffi;
+  lib: ReturnType<Koffi['load']>;
   /** What to load the same libc and koffi by from a worker thread. */
   libName: string;
   koffiPath: string;
@@ -139,7 +145,7 @@ export function loadLibc(): Libc | null {
   libc = null;
   if (process.platform !== 'linux' || process.env['PROC_ALIVE_FFI'] === '0') return null;
   try {
-    const koffi = require('koffi') as typeof import('koffi');
+    const koffi = require('koffi') as Koffi;
     const [lib, libName] = loadFirst(koffi, ['libc.so.6', `libc.musl-${muslArch()}.so.1`, 'libc.so']);
     const candidate: Libc = {
       statx: lib.func('int statx(int dirfd, const char *path, int flags, unsigned int mask, void *buf)'),
@@ -166,7 +172,7 @@ export function loadLibc(): Libc | null {
   return libc;
 }
 
-function loadFirst(koffi: typeof import('koffi'), names: string[]): [ReturnType<typeof koffi.load>, string] {
+function loadFirst(koffi: Koffi, names: string[]): [ReturnType<typeof koffi.load>, string] {
   let last: unknown;
   for (const name of names) {
     try {

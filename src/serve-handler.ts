@@ -7,6 +7,7 @@
 // A name in a URL is percent-decoded once and looked up in the served set; it is never made into a path.
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { checkOptions, invalidArgument, targetsArgument, type OptionKind } from './arguments.js';
 import { EventStream, type EventStreamOptions } from './event-stream.js';
 import { metricFamilies, metricsContentType, negotiateMetricsFormat, renderMetrics, type MetricFamily, type MetricsFormat } from './metrics.js';
 import { ServedSet, type ServedState, type Slot } from './served.js';
@@ -56,6 +57,7 @@ const LISTED = 10;
  * Unknown paths go to `next` when given (Express, Connect), else get 404.
  */
 export function createServeHandler(options: ServeHandlerOptions): ServeHandler {
+  checkServeHandlerOptions(options);
   const prefix = normalizePrefix(options.prefix);
   const served = new ServedSet(options.targets, {
     ...(options.unref === true ? { unref: true } : {}),
@@ -248,4 +250,23 @@ export function decodeSegment(segment: string): string | null {
     }
   }
   return decodeName(Buffer.from(bytes));
+}
+
+/** The kinds of the handler's options (serve's add theirs), for checkOptions. */
+export const SERVE_HANDLER_OPTIONS: { [K in keyof ServeHandlerOptions]-?: OptionKind } = {
+  targets: (v, what) => void targetsArgument(v, what),
+  prefix: 'string',
+  processMetrics: 'boolean',
+  unref: 'boolean',
+  onWarning: 'function',
+  heartbeatMs: 'nonNegative',
+  maxBufferBytes: 'nonNegative',
+  historySize: 'nonNegative',
+  maxStreams: 'nonNegative',
+};
+
+/** Refuses options of the wrong type, and none at all: `targets` is required. */
+export function checkServeHandlerOptions(options: unknown, spec: Record<string, OptionKind> = SERVE_HANDLER_OPTIONS): void {
+  const checked = checkOptions(options as Record<string, unknown> | undefined, spec);
+  if (checked['targets'] === undefined) throw invalidArgument('options.targets', 'an array of targets', undefined);
 }
