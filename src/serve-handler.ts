@@ -99,7 +99,7 @@ export function createServeHandler(options: ServeHandlerOptions): ServeHandler {
       }
       const slot = served.get(name);
       if (slot === undefined) {
-        if (json) send(res, req, 404, JSON_TYPE, `${jsonLine({ target: name, error: 'not served' })}\n`);
+        if (json) send(res, req, 404, JSON_TYPE, `${jsonLine({ target: name, code: 'ENOENT', reason: 'not served' })}\n`);
         else send(res, req, 404, TEXT, `not served: ${escapeText(name)}\n`);
         return;
       }
@@ -168,15 +168,17 @@ export function createServeHandler(options: ServeHandlerOptions): ServeHandler {
 }
 
 /** `status --json`'s object for a served target, from memory. */
-function statusOf(s: Slot): Status & { code?: string; reason?: string } {
+function statusOf(s: Slot): Status & { time: number; code?: string; reason?: string } {
   const stale = s.holder !== null && (s.state !== 'alive' || s.stale);
-  const out: Status & { code?: string; reason?: string } = {
+  const out: Status & { time: number; code?: string; reason?: string } = {
     target: s.name,
     path: s.path,
     // `unknown` is not a Status state; status --json reports it the same way.
     state: s.state as Status['state'],
     holder: s.holder,
     stale,
+    // When the watcher saw this state (status --json: when it looked).
+    time: s.time,
   };
   if (s.code !== undefined) out.code = s.code;
   if (s.reason !== undefined) out.reason = s.reason;

@@ -127,6 +127,14 @@ function waitFor(
  * abort reason of `signal`. A path that cannot be watched (no read permission, a limit reached) is
  * polled instead, and never turns a wait into an error.
  */
+/**
+ * For `wait --json`: waits as waitAlive (`up`) or waitDead does, and resolves to the last state of each
+ * target, in order (with `any`, the ones not reached may be anything, or null if not seen yet).
+ */
+export function waitStates(targets: string | readonly string[], up: boolean, options?: WaitOptions): Promise<Array<WatchState | null>> {
+  return waitFor(targets, up ? (s) => s === 'alive' : (s) => s !== 'alive', up ? 'alive' : 'down', options) as Promise<unknown> as Promise<Array<WatchState | null>>;
+}
+
 export async function waitAlive(targets: string | readonly string[], options?: WaitOptions): Promise<void> {
   await waitFor(targets, (s) => s === 'alive', 'alive', options);
 }
