@@ -96,7 +96,8 @@ w.once('ready', async () => {
   holder.close();
   await waitDead(fifo);
   await w.close();
-  console.log(JSON.stringify({ alive, seen: seen[0], pkg: require('proc-alive/package.json').name }));
+  const schema = require('proc-alive/schemas/watch-event.json').required;
+  console.log(JSON.stringify({ alive, seen: seen[0], pkg: require('proc-alive/package.json').name, schema }));
 });
 `;
 
@@ -124,7 +125,7 @@ test('CommonJS require works on the oldest Node admitted and on this one', async
     const version = execFileSync(node, ['--version'], { encoding: 'utf8' }).trim();
     if (node !== process.execPath) assert.equal(version, `v${OLDEST}`);
     const r = JSON.parse(run(node, 'app.cjs', [join(fifos, `web-${version}`)], dir));
-    assert.deepEqual(r, { alive: ['alive', true], seen: 'alive', pkg: 'proc-alive' }, version);
+    assert.deepEqual(r, { alive: ['alive', true], seen: 'alive', pkg: 'proc-alive', schema: ['target', 'path', 'state', 'previous', 'time'] }, version);
   }
 });
 
