@@ -123,7 +123,7 @@ test('forged records never crash status, never change a state or an exit code, a
   assert.match(lines[4], /record ignored: record: not valid JSON/);
   const j = cli(['status', '--json', ...targets]);
   assert.equal(j.code, 1);
-  for (const line of parsedLines(j.stdout, 'check')) assert.equal(line.state, 'dead');
+  for (const line of parsedLines(j.stdout, 'status')) assert.equal(line.state, 'dead');
 
   // A contender turned away by a live holder whose record is forged still exits 75.
   const path = join(dir, 'held');
