@@ -3,7 +3,9 @@
 // Why: `proc-alive check` runs as an exec probe, once per process, and must start about as fast as
 // `node -e 0`. Node's ESM loader alone adds ~4 % to a start, and each further module more: the multi-file
 // ESM CLI measured 1.15x `node -e 0`, one ESM file 1.11x, one CommonJS file 1.03x (`npm run bench`).
-// The library itself stays ESM, file per mechanism; this file is only the executable.
+// The library is CommonJS too, file per mechanism; this file is only the executable. It sits in dist/
+// beside the library's files, so __dirname finds the event worker (dist/kernel-events-worker.js) and
+// package.json (one directory up) from the bundle as from the library.
 
 import { build } from 'esbuild';
 
@@ -16,8 +18,5 @@ await build({
   format: 'cjs',
   // koffi is loaded on demand from node_modules, never bundled (it has a native part).
   external: ['koffi'],
-  // The sources find koffi and package.json relative to import.meta.url, which CommonJS does not have.
-  define: { 'import.meta.url': '__importMetaUrl' },
-  banner: { js: "const __importMetaUrl = require('node:url').pathToFileURL(__filename).href;" },
   logLevel: 'warning',
 });

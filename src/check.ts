@@ -1,5 +1,6 @@
 // Is the target alive right now? One stat and, for a FIFO, one non-blocking open for writing.
 
+import { targetsArgument } from './arguments.js';
 import { probe, probeSync, type State } from './kernel.js';
 import { targetPath } from './target.js';
 
@@ -11,12 +12,56 @@ export type { State };
  * started). Anything else — not a FIFO, permission denied, a symlink loop, a name too long, an I/O
  * error — throws a {@link ProcAliveError}: the answer cannot be told. Never blocks, never writes a byte,
  * opens nothing but a FIFO, and closes what it opened before it returns.
+ *
+ * With an array of targets: their states, in the same order; the first target (in that order) whose
+ * state cannot be told throws, as it would alone.
  */
-export function checkSync(target: string): State {
-  return probeSync(targetPath(target));
+export function checkSync(target: string): State;
+export function checkSync(targets: readonly string[]): State[];
+export function checkSync(targets: string | readonly string[]): State | State[] {
+  const list = targetsArgument(targets);
+  const states = list.map((t) => probeSync(targetPath(t)));
+  return typeof targets === 'string' ? (states[0] as State) : states;
 }
 
-/** {@link checkSync} on libuv's thread pool, so a stat on a hung filesystem does not stall the loop. */
-export async function check(target: string): Promise<State> {
-  return probe(targetPath(target));
+/**
+ * {@link checkSync} on libuv's thread pool, so a stat on a hung filesystem does not stall the loop.
+ * Several targets are checked at once; the first (in their order) that cannot be told rejects.
+ */
+export async function check(target: string): Promise<State>;
+export async function check(targets: readonly string[]): Promise<State[]>;
+export async function check(targets: string | readonly string[]): Promise<State | State[]> {
+  const list = targetsArgument(targets);
+  const settled = await Promise.allSettled(list.map(async (t) => probe(targetPath(t))));
+  const states = settled.map((s) => {
+    if (s.status === 'rejected') throw s.reason;
+    return s.value;
+  });
+  return typeof targets === 'string' ? (states[0] as State) : states;
+}
+
+/**
+ * True only when `target` is a FIFO with a reader (every target, given several); false for everything
+ * else: dead, absent, and whatever {@link checkSync} would throw for (not a FIFO, permission denied, a
+ * target that is not a string). Never throws. For `if (isAliveSync('web'))`; when "cannot tell" must
+ * not read as "not alive", use {@link checkSync}.
+ */
+export function isAliveSync(targets: string | readonly string[]): boolean {
+  try {
+    const list = targetsArgument(targets);
+    return list.length > 0 && list.every((t) => probeSync(targetPath(t)) === 'alive');
+  } catch {
+    return false;
+  }
+}
+
+/** {@link isAliveSync} on libuv's thread pool. Never rejects. */
+export async function isAlive(targets: string | readonly string[]): Promise<boolean> {
+  try {
+    const list = targetsArgument(targets);
+    const states = await Promise.all(list.map(async (t) => probe(targetPath(t))));
+    return list.length > 0 && states.every((s) => s === 'alive');
+  } catch {
+    return false;
+  }
 }

@@ -2,7 +2,7 @@
 // of its own. `main` returns the exit code rather than exiting, so it can be tested in-process.
 
 import { closeSync, constants as fsConstants, fstatSync, openSync, writeSync } from 'node:fs';
-import { basename } from 'node:path';
+import { basename, join } from 'node:path';
 import { checkSync, type State } from './check.js';
 import { ProcAliveError } from './errors.js';
 import type { EventEmitter } from 'node:events';
@@ -60,6 +60,7 @@ Commands:
       --up | --down        wait for alive (default), or for dead or absent
       --any | --all        until any one target is there, or all of them (default)
       --timeout <seconds>  give up after this long: exit 99, naming what is not there yet
+      --json               a JSON object per target reached, or per target not there on a timeout
   watch <target or directory>...
                            print a line for each change of state, until SIGINT/SIGTERM (exit 0);
                            the first line of each target is its current state; a directory that is
@@ -187,6 +188,25 @@ function failure(target: string, err: unknown): string {
   return message.startsWith(`${target}:`) ? message : `${target}: ${message}`;
 }
 
+/**
+ * One target as every JSON output describes it (schemas/*.json): `path` always a string (the path a bare
+ * name would have when it could not be resolved), `time` in milliseconds since the epoch, and for a
+ * state that cannot be told, `code` and `reason`.
+ */
+function targetJson(target: string, path: string | null, state: string, error?: unknown): Record<string, unknown> {
+  const out: Record<string, unknown> = { target, path: path ?? pathOf(target), state, time: Date.now() };
+  if (error !== undefined) {
+    out['code'] = error instanceof ProcAliveError ? error.code : ((error as NodeJS.ErrnoException).code ?? 'EIO');
+    out['reason'] = reason(error);
+  }
+  return out;
+}
+
+/** The path of a target without checking its directory (for a report about a target that failed). */
+function pathOf(target: string): string {
+  return target.includes('/') ? target : join(defaultDir(), target);
+}
+
 function runCheck(args: string[]): number {
   const { flags, operands } = parse(args, ['--json', '--quiet', '-q']);
   if (operands.length === 0) throw new UsageError('check needs at least one target');
@@ -211,12 +231,7 @@ function runCheck(args: string[]): number {
     seen.add(CHECK_EXIT[state]);
     if (quiet) continue;
     if (json) {
-      const record: Record<string, unknown> = { target, path, state };
-      if (error !== undefined) {
-        record['code'] = (error as ProcAliveError).code ?? 'EIO';
-        record['error'] = reason(error);
-      }
-      out.push(jsonLine(record));
+      out.push(jsonLine(targetJson(target, path, state, error)));
     } else if (error === undefined) {
       out.push(`${escapeText(target)}: ${state}`);
     }
@@ -409,14 +424,14 @@ async function runStatus(args: string[]): Promise<number> {
       say(failure(name, err));
       seen.add(CHECK_EXIT.unknown);
       if (json) {
-        out.push(jsonLine({ target: name, path: listed ? target : null, state: 'unknown', code: (err as ProcAliveError).code ?? 'EIO', error: reason(err) }));
+        out.push(jsonLine(targetJson(name, listed ? target : null, 'unknown', err)));
       } else {
         rows.push([escapeText(name), 'unknown', '']);
       }
       continue;
     }
     seen.add(CHECK_EXIT[st.state]);
-    if (json) out.push(jsonLine({ ...st, target: name }));
+    if (json) out.push(jsonLine({ ...st, target: name, time: Date.now() }));
     else rows.push([escapeText(name), st.state, describe(st, now)]);
   }
   const width = Math.max(0, ...rows.map(([n]) => n.length));
@@ -434,22 +449,34 @@ function parseTimeout(text: string | undefined): number | undefined {
 }
 
 async function runWait(args: string[]): Promise<number> {
-  const { flags, values, operands } = parse(args, ['--up', '--down', '--any', '--all'], ['--timeout']);
+  const { flags, values, operands } = parse(args, ['--up', '--down', '--any', '--all', '--json'], ['--timeout']);
+  const json = flags.has('--json');
   if (operands.length === 0) throw new UsageError('wait needs at least one target');
   if (operands.includes('')) throw new UsageError('empty target: give a path or a name');
   if (flags.has('--up') && flags.has('--down')) throw new UsageError('--up and --down cannot be combined');
   if (flags.has('--any') && flags.has('--all')) throw new UsageError('--any and --all cannot be combined');
   const timeout = parseTimeout(values.get('--timeout'));
-  const { waitAlive, waitDead } = await import('./wait.js');
+  const { waitStates } = await import('./wait.js');
   const options = { any: flags.has('--any'), ...(timeout === undefined ? {} : { timeout }) };
+  const up = !flags.has('--down');
+  // --json: a line per target reached (with --any, those reached), or, on a timeout, per target not.
+  const lines = (pairs: Array<[string, string | null]>): void => {
+    if (json && pairs.length > 0) write(1, pairs.map(([t, s]) => `${jsonLine(targetJson(t, null, s ?? 'unknown'))}\n`).join(''));
+  };
   try {
-    await (flags.has('--down') ? waitDead : waitAlive)(operands, options);
+    const states = await waitStates(operands, up, options);
+    lines(operands.map((t, i): [string, string | null] => [t, states[i] ?? null]).filter(([, s]) => s !== null && s !== 'unknown' && (s === 'alive') === up));
     return 0;
   } catch (err) {
     if (err instanceof ProcAliveError && err.code === 'EINVAL' && err.path === undefined) throw new UsageError(err.message);
     if (err instanceof ProcAliveError && err.code === 'ETIMEDOUT') {
       say(`timed out: ${escapeText(err.message)}`);
+      lines((err.pending ?? []).map((p) => [p.target, p.state]));
       return EXIT_TIMEOUT;
+    }
+    if (json && err instanceof ProcAliveError && err.path !== undefined) {
+      const i = operands.findIndex((t) => pathOf(t) === err.path || t === err.path);
+      if (i >= 0) write(1, `${jsonLine(targetJson(operands[i] as string, null, 'unknown', err))}\n`);
     }
     say(escapeText(reason(err)));
     return CHECK_EXIT.unknown;
@@ -583,7 +610,7 @@ async function runWatch(args: string[]): Promise<number> {
     const out = new LineOutput(stop, (fd, gone) => theMonitor().watchFd(fd, (kind) => kind === 'error' && gone(), { readable: false, refd: false }));
     watcher.on('change', (e) => {
       if (json) {
-        out.line(jsonLine({ ...e, time: new Date(e.time).toISOString() }));
+        out.line(jsonLine(e));
         return;
       }
       const was = e.previous === null ? '' : `  (was ${e.previous})`;

@@ -10,7 +10,11 @@ export type ProcAliveErrorCode =
   | 'ENOTFIFO'
   /** The default directory is not owned by the user (or root), or is writable by group or others. */
   | 'EUNSAFEDIR'
-  /** The target is empty, `.`/`..`, or an option has a value that makes no sense. */
+  /**
+   * An argument of the wrong type (`checkSync(123)`, `hold(t, { mode: '0600' })`: the message names the
+   * argument, what it must be and what it got), an empty or `.`/`..` target, or an option whose value
+   * makes no sense (a mode that lets others read).
+   */
   | 'EINVAL'
   /** No way to create a FIFO here: koffi did not load and no `mkfifo` program was found. */
   | 'ENOMKFIFO'
@@ -39,6 +43,8 @@ export type ProcAliveErrorCode =
    * watchers go on by polling (a watcher's `'error'` event says so).
    */
   | 'EWATCH'
+  /** `wrap()` was given an AbortSignal that had already aborted: nothing was started. */
+  | 'ABORT_ERR'
   // The kernel's, passed on:
   | 'EACCES'
   | 'EPERM'
@@ -52,7 +58,13 @@ export type ProcAliveErrorCode =
   | 'EISDIR'
   | 'ENXIO'
   | 'EOVERFLOW'
+  /** A holder's fd was closed by the application and its number now names another file. */
   | 'EBADF'
+  /** `wrap()`: a signal could not be passed on to the command (it changed its user, or is gone). */
+  | 'ESRCH'
+  /** `serve()`: the address is taken, or is not this machine's. */
+  | 'EADDRINUSE'
+  | 'EADDRNOTAVAIL'
   /** Limits: the open-file limit (EMFILE, ENFILE), the inotify watch limit (ENOSPC), memory (ENOMEM). */
   | 'EMFILE'
   | 'ENFILE'

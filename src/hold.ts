@@ -8,6 +8,7 @@
 import { EventEmitter } from 'node:events';
 import * as fs from 'node:fs';
 import { basename } from 'node:path';
+import { checkOptions, invalidArgument, targetArgument } from './arguments.js';
 import { ProcAliveError, aboutPath } from './errors.js';
 import { isFifo, kindOf } from './kernel.js';
 import {
@@ -106,9 +107,10 @@ export interface Holder extends Disposable, EventEmitter<HolderEvents> {
 const ALLOWED_MODE_BITS = 0o622;
 
 /** Refuses a mode that is not a number, or that lets group or others read (they could fake liveness). */
-export function checkMode(mode: unknown): asserts mode is number {
+export function checkMode(mode: unknown, what = 'options.mode'): asserts mode is number {
   if (typeof mode !== 'number') {
-    throw new ProcAliveError('EINVAL', `mode must be a number such as 0o600, not ${mode === null ? 'null' : typeof mode}${typeof mode === 'string' ? ` ('${escapeText(mode)}': write 0o${mode.replace(/^0o?/, '')})` : ''}`);
+    const hint = typeof mode === 'string' && /^0?o?[0-7]{3}$/.test(mode) ? ` (write 0o${mode.replace(/^0?o?/, '')})` : '';
+    throw invalidArgument(what, 'a number such as 0o600', mode, hint);
   }
   if (!Number.isInteger(mode) || (mode & ~ALLOWED_MODE_BITS) !== 0 || (mode & 0o600) !== 0o600) {
     const shown = Number.isInteger(mode) && mode >= 0 ? `0${mode.toString(8)}` : String(mode);
@@ -726,9 +728,9 @@ class FifoHolder extends EventEmitter<HolderEvents> implements Holder {
  * The first call loads the FFI (koffi) synchronously, ~12–17 ms: a server that cannot block its loop
  * that long should hold before it starts serving.
  */
-export function hold(target: string, options: HoldOptions = {}): Holder {
-  if (typeof options !== 'object' || options === null) throw new ProcAliveError('EINVAL', 'options must be an object');
-  if (options.mode !== undefined) checkMode(options.mode);
+export function hold(target: string, options?: HoldOptions): Holder {
+  targetArgument(target);
+  options = checkOptions(options, { mode: checkMode, keep: 'boolean', shared: 'boolean' });
   const shared = options.shared ?? false;
   const claim = Claim.take(target, options.mode, shared);
   const holder = new FifoHolder(target, claim, options.keep ?? false);

@@ -1,7 +1,7 @@
 // proc-alive: is that process alive right now? Importing this module does nothing by itself: no
 // signal handler, no exit hook, no timer, no FFI load.
 
-export { check, checkSync, type State } from './check.js';
+export { check, checkSync, isAlive, isAliveSync, type State } from './check.js';
 export { hold, type Holder, type HoldOptions, type HolderEvents, type HolderIncident } from './hold.js';
 export { wrap, WRAP_FDS, FORWARDED_SIGNALS, type Wrapped, type WrapOptions, type WrapExit, type WrapStdio } from './wrap.js';
 export { status, statusSync, listTargetsIn, type Status, type HolderRecord } from './status.js';

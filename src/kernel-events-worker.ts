@@ -2,12 +2,13 @@
 // what it harvests to the main thread. It only waits and reads; every change to the epoll set and to the
 // inotify watches is made by the main thread (epoll_ctl and inotify_add_watch are thread-safe).
 //
-// Loaded by kernel-events.ts with `new Worker(new URL('./kernel-events-worker.js', import.meta.url))`;
+// Loaded by kernel-events.ts with `new Worker(join(__dirname, 'kernel-events-worker.js'))` (the same from
+// the bundled CLI, dist/bin.cjs, which sits beside this file);
 // it has its own koffi, bound to the same libc the main thread loaded.
 
-import { createRequire } from 'node:module';
 import { parentPort, workerData } from 'node:worker_threads';
 import { EINTR, harvest, harvestBuffers, type HarvestCalls } from './kernel-events-format.js';
+import type { Koffi } from './kernel.js';
 
 /** What kernel-events.ts hands the worker. */
 export interface WorkerData {
@@ -30,7 +31,7 @@ const d = workerData as WorkerData;
 const port = parentPort;
 if (port === null) throw new Error('kernel-events-worker.js runs as a worker thread only');
 
-const koffi = createRequire(import.meta.url)(d.koffiPath) as typeof import('koffi');
+const koffi = require(d.koffiPath) as Koffi;
 const lib = koffi.load(d.libName);
 const calls: HarvestCalls = {
   epoll_wait: lib.func('int epoll_wait(int epfd, void *events, int maxevents, int timeout)'),

@@ -15,6 +15,7 @@
 //   does not emits 'exit' on its way out (process docs, 'uncaughtException').
 
 import * as fs from 'node:fs';
+import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { ProcAliveError, errnoError } from './errors.js';
 import {
@@ -114,7 +115,7 @@ export class EventSource {
       for (const fd of [inotifyFd, wakeFd]) check(c, c.epoll_ctl(epfd, EPOLL.CTL_ADD, fd, epollEvent(EPOLL.IN, fd, 0)), 'epoll_ctl');
       this.#fds = { epfd, inotifyFd, wakeFd };
       const workerData: WorkerData = { koffiPath, libName, ...this.#fds, control: this.#control.buffer as SharedArrayBuffer };
-      this.#worker = new Worker(new URL('./kernel-events-worker.js', import.meta.url), {
+      this.#worker = new Worker(join(__dirname, 'kernel-events-worker.js'), {
         workerData,
         // Nothing of the application's: the worker only waits. A small heap; no stdin; its stdout and
         // stderr its own (the default pipes them into process.stdout, which makes fd 1 non-blocking for

@@ -11,17 +11,21 @@
 //   `PROC_ALIVE_FFI=0` turns it off; if it cannot load, the `fs` back end does all the work.
 
 import * as fs from 'node:fs';
-import { createRequire } from 'node:module';
 import { constants as osConstants } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { ProcAliveError, aboutPath, errnoError } from './errors.js';
 import { decodeName, fsPath } from './text.js';
 
-// Loaded on demand with this, not imported: koffi (~12 ms) and child_process (~3 ms at start-up, and only
-// the mkfifo(1) fallback needs it) would otherwise slow every `proc-alive check`.
-const load = createRequire(import.meta.url);
+// koffi is loaded on demand with require(), not imported: it costs ~12 ms, which would otherwise slow every
+// `proc-alive check` (the library is CommonJS, so require is the module's own).
 
 export type State = 'alive' | 'dead' | 'absent';
+
+/**
+ * koffi's API, as a type. koffi's types sit in a `"type": "module"` package, so a CommonJS file must say
+ * how they are resolved, or TypeScript users on `module: node16` get TS1542 from our declarations.
+ */
+export type Koffi = typeof import('koffi', { with: { 'resolution-mode': 'import' } });
 
 const { O_RDONLY, O_WRONLY, O_NONBLOCK, O_NOCTTY, S_IFMT, S_IFIFO } = fs.constants;
 const errnos = osConstants.errno;
@@ -122,8 +126,8 @@ let libc: Libc | null | undefined;
 
 /** The loaded FFI, for kernel-events.ts, which binds epoll and inotify from the same library. */
 export interface Ffi {
-  koffi: typeof import('koffi');
-  lib: ReturnType<typeof import('koffi').load>;
+  koffi: Koffi;
+  lib: ReturnType<Koffi['load']>;
   /** What to load the same libc and koffi by from a worker thread. */
   libName: string;
   koffiPath: string;
@@ -141,7 +145,7 @@ export function loadLibc(): Libc | null {
   libc = null;
   if (process.platform !== 'linux' || process.env['PROC_ALIVE_FFI'] === '0') return null;
   try {
-    const koffi = load('koffi') as typeof import('koffi');
+    const koffi = require('koffi') as Koffi;
     const [lib, libName] = loadFirst(koffi, ['libc.so.6', `libc.musl-${muslArch()}.so.1`, 'libc.so']);
     const candidate: Libc = {
       statx: lib.func('int statx(int dirfd, const char *path, int flags, unsigned int mask, void *buf)'),
@@ -161,14 +165,14 @@ export function loadLibc(): Libc | null {
     // statx(2) needs Linux >= 4.11 and glibc >= 2.28 (musl >= 1.2.5): prove it works before relying on it.
     if (candidate.statx(AT_FDCWD, '/', 0, STATX_TYPE, candidate.buf) !== 0) return null;
     libc = candidate;
-    ffi = { koffi, lib, libName, koffiPath: load.resolve('koffi') };
+    ffi = { koffi, lib, libName, koffiPath: require.resolve('koffi') };
   } catch {
     // koffi missing, or its prebuilt binary is not there for this platform: the fs back end does the work.
   }
   return libc;
 }
 
-function loadFirst(koffi: typeof import('koffi'), names: string[]): [ReturnType<typeof koffi.load>, string] {
+function loadFirst(koffi: Koffi, names: string[]): [ReturnType<typeof koffi.load>, string] {
   let last: unknown;
   for (const name of names) {
     try {

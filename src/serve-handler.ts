@@ -7,6 +7,7 @@
 // A name in a URL is percent-decoded once and looked up in the served set; it is never made into a path.
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { checkOptions, invalidArgument, targetsArgument, type OptionKind } from './arguments.js';
 import { EventStream, type EventStreamOptions } from './event-stream.js';
 import { metricFamilies, metricsContentType, negotiateMetricsFormat, renderMetrics, type MetricFamily, type MetricsFormat } from './metrics.js';
 import { ServedSet, type ServedState, type Slot } from './served.js';
@@ -56,6 +57,7 @@ const LISTED = 10;
  * Unknown paths go to `next` when given (Express, Connect), else get 404.
  */
 export function createServeHandler(options: ServeHandlerOptions): ServeHandler {
+  checkServeHandlerOptions(options);
   const prefix = normalizePrefix(options.prefix);
   const served = new ServedSet(options.targets, {
     ...(options.unref === true ? { unref: true } : {}),
@@ -97,7 +99,7 @@ export function createServeHandler(options: ServeHandlerOptions): ServeHandler {
       }
       const slot = served.get(name);
       if (slot === undefined) {
-        if (json) send(res, req, 404, JSON_TYPE, `${jsonLine({ target: name, error: 'not served' })}\n`);
+        if (json) send(res, req, 404, JSON_TYPE, `${jsonLine({ target: name, code: 'ENOENT', reason: 'not served' })}\n`);
         else send(res, req, 404, TEXT, `not served: ${escapeText(name)}\n`);
         return;
       }
@@ -166,15 +168,17 @@ export function createServeHandler(options: ServeHandlerOptions): ServeHandler {
 }
 
 /** `status --json`'s object for a served target, from memory. */
-function statusOf(s: Slot): Status & { code?: string; reason?: string } {
+function statusOf(s: Slot): Status & { time: number; code?: string; reason?: string } {
   const stale = s.holder !== null && (s.state !== 'alive' || s.stale);
-  const out: Status & { code?: string; reason?: string } = {
+  const out: Status & { time: number; code?: string; reason?: string } = {
     target: s.name,
     path: s.path,
     // `unknown` is not a Status state; status --json reports it the same way.
     state: s.state as Status['state'],
     holder: s.holder,
     stale,
+    // When the watcher saw this state (status --json: when it looked).
+    time: s.time,
   };
   if (s.code !== undefined) out.code = s.code;
   if (s.reason !== undefined) out.reason = s.reason;
@@ -248,4 +252,23 @@ export function decodeSegment(segment: string): string | null {
     }
   }
   return decodeName(Buffer.from(bytes));
+}
+
+/** The kinds of the handler's options (serve's add theirs), for checkOptions. */
+export const SERVE_HANDLER_OPTIONS: { [K in keyof ServeHandlerOptions]-?: OptionKind } = {
+  targets: (v, what) => void targetsArgument(v, what),
+  prefix: 'string',
+  processMetrics: 'boolean',
+  unref: 'boolean',
+  onWarning: 'function',
+  heartbeatMs: 'nonNegative',
+  maxBufferBytes: 'nonNegative',
+  historySize: 'nonNegative',
+  maxStreams: 'nonNegative',
+};
+
+/** Refuses options of the wrong type, and none at all: `targets` is required. */
+export function checkServeHandlerOptions(options: unknown, spec: Record<string, OptionKind> = SERVE_HANDLER_OPTIONS): void {
+  const checked = checkOptions(options as Record<string, unknown> | undefined, spec);
+  if (checked['targets'] === undefined) throw invalidArgument('options.targets', 'an array of targets', undefined);
 }

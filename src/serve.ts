@@ -5,7 +5,8 @@ import { lstatSync, chmodSync, unlinkSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { connect, isIP, type Socket } from 'node:net';
 import { ProcAliveError } from './errors.js';
-import { createServeHandler, type ServeHandler, type ServeHandlerOptions } from './serve-handler.js';
+import { invalidArgument, type OptionKind } from './arguments.js';
+import { checkServeHandlerOptions, createServeHandler, SERVE_HANDLER_OPTIONS, type ServeHandler, type ServeHandlerOptions } from './serve-handler.js';
 import { escapeText } from './text.js';
 
 /**
@@ -23,6 +24,7 @@ export type ListenAddress = { host: string; port: number } | { path: string };
  * Throws ProcAliveError `EINVAL` with what is wrong.
  */
 export function parseListen(text: string): ListenAddress {
+  if (typeof text !== 'string') throw invalidArgument('listen', "a string such as '127.0.0.1:19171' or 'unix:/run/alive.sock'", text);
   const bad = (why: string): ProcAliveError =>
     new ProcAliveError('EINVAL', `--listen '${escapeText(text)}': ${why} (give HOST:PORT, such as 127.0.0.1:${DEFAULT_SERVE_PORT} or [::1]:${DEFAULT_SERVE_PORT}, or unix:PATH)`);
   if (text.startsWith('unix:')) {
@@ -75,12 +77,26 @@ export interface ServeServer {
 const MAX_HEADER_BYTES = 8 * 1024;
 const MAX_HEADERS = 64;
 
+const SERVE_OPTIONS: { [K in keyof ServeOptions]-?: OptionKind } = {
+  ...SERVE_HANDLER_OPTIONS,
+  listen: (v, what) => {
+    if (typeof v === 'string') return;
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) throw invalidArgument(what, "a string such as '127.0.0.1:19171', or an address", v);
+  },
+  maxConnections: 'nonNegative',
+  headersTimeoutMs: 'nonNegative',
+  requestTimeoutMs: 'nonNegative',
+  keepAliveTimeoutMs: 'nonNegative',
+  idleTimeoutMs: 'nonNegative',
+};
+
 /**
  * Starts watching the targets and serving them over HTTP. Rejects with a ProcAliveError: `EADDRINUSE`,
  * `EACCES`, `EADDRNOTAVAIL`, `ENOTSOCK` (a unix socket path that names something else), or what
  * watching the targets throws (`EDUPNAME` for two targets with one name, `EUNSAFEDIR`, `EINVAL`).
  */
 export async function serve(options: ServeOptions): Promise<ServeServer> {
+  checkServeHandlerOptions(options, SERVE_OPTIONS);
   const address = typeof options.listen === 'object' ? options.listen : parseListen(options.listen ?? DEFAULT_LISTEN);
   const handler = createServeHandler(options);
   const server = createServer({

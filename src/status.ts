@@ -1,6 +1,7 @@
 // Who holds a target: its state (from the FIFO, always) and what its holder recorded (information only).
 
 import { basename, dirname, join } from 'node:path';
+import { invalidArgument } from './arguments.js';
 import { isDirectory, listTargets, probe, probeSync, type State } from './kernel.js';
 import { checkPrivateDir, closeDir, euid, lstatAt, openDir, readSmallFileAt, resolveLinks, type Dir } from './kernel-files.js';
 import {
@@ -114,5 +115,6 @@ export function listTargetsIn(dir?: string): string[] {
     const own = defaultDir();
     return checkPrivateDir(own) ? listTargets(own) : [];
   }
+  if (typeof dir !== 'string') throw invalidArgument('dir', 'a string', dir);
   return listTargets(dir);
 }

@@ -2,6 +2,7 @@
 
 import { statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
+import { targetArgument } from './arguments.js';
 import { ProcAliveError, aboutPath } from './errors.js';
 import { checkPrivateDir, openDir, openPrivateDir, type Dir } from './kernel-files.js';
 
@@ -27,9 +28,7 @@ export function defaultDir(): string {
 
 /** Refuses what is not a target before anything is touched: a JavaScript caller may pass anything. */
 function refuseBadTarget(target: unknown): asserts target is string {
-  if (typeof target !== 'string') {
-    throw new ProcAliveError('EINVAL', `a target must be a string (a path or a name), not ${target === null ? 'null' : typeof target}`);
-  }
+  targetArgument(target);
   if (target === '') throw new ProcAliveError('EINVAL', 'empty target: give a path or a name');
   if (target.includes('\0')) throw new ProcAliveError('EINVAL', 'a target cannot contain a NUL byte');
 }

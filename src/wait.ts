@@ -1,5 +1,6 @@
 // Waiting for targets to come up or go down: resolved by the kernel's events, not by polling.
 
+import { checkOptions, targetsArgument } from './arguments.js';
 import { ProcAliveError, type Pending, type WaitTimeoutError } from './errors.js';
 import type { State } from './kernel.js';
 import { LIMIT_CODES, theMonitor, type Followed, type Follower, type StateChange, type WatchState } from './monitor.js';
@@ -23,23 +24,23 @@ export interface WaitOptions {
 }
 
 function waitFor(
-  targets: string | string[],
+  targets: string | readonly string[],
   want: (s: State) => boolean,
   goal: string,
-  options: WaitOptions,
+  given: WaitOptions | undefined,
 ): Promise<State[]> {
-  const list = typeof targets === 'string' ? [targets] : [...targets];
-  if (list.length === 0) return Promise.reject(new ProcAliveError('EINVAL', 'nothing to wait for: no target'));
-  const { timeout, signal } = options;
-  if (timeout !== undefined && (typeof timeout !== 'number' || Number.isNaN(timeout) || timeout < 0)) {
-    return Promise.reject(new ProcAliveError('EINVAL', `timeout must be a non-negative number of milliseconds, not ${String(timeout)}`));
-  }
+  let list: string[];
+  let options: WaitOptions;
   let paths: string[];
   try {
+    list = targetsArgument(targets);
+    options = checkOptions(given, { timeout: 'nonNegative', signal: 'AbortSignal', any: 'boolean', unref: 'boolean' });
+    if (list.length === 0) throw new ProcAliveError('EINVAL', 'nothing to wait for: no target');
     paths = list.map((t) => targetPath(t));
   } catch (err) {
     return Promise.reject(err);
   }
+  const { timeout, signal } = options;
   if (signal?.aborted) return Promise.reject(signal.reason);
 
   return new Promise<State[]>((resolve, reject) => {
@@ -126,7 +127,15 @@ function waitFor(
  * abort reason of `signal`. A path that cannot be watched (no read permission, a limit reached) is
  * polled instead, and never turns a wait into an error.
  */
-export async function waitAlive(targets: string | string[], options: WaitOptions = {}): Promise<void> {
+/**
+ * For `wait --json`: waits as waitAlive (`up`) or waitDead does, and resolves to the last state of each
+ * target, in order (with `any`, the ones not reached may be anything, or null if not seen yet).
+ */
+export function waitStates(targets: string | readonly string[], up: boolean, options?: WaitOptions): Promise<Array<WatchState | null>> {
+  return waitFor(targets, up ? (s) => s === 'alive' : (s) => s !== 'alive', up ? 'alive' : 'down', options) as Promise<unknown> as Promise<Array<WatchState | null>>;
+}
+
+export async function waitAlive(targets: string | readonly string[], options?: WaitOptions): Promise<void> {
   await waitFor(targets, (s) => s === 'alive', 'alive', options);
 }
 
@@ -134,6 +143,6 @@ export async function waitAlive(targets: string | string[], options: WaitOptions
  * Resolves when `target` is dead or absent (its FIFO removed on a clean stop), at once if it is; with
  * several, when all are (any, with `any`). Resolves to the states reached. Rejects as {@link waitAlive}.
  */
-export async function waitDead(targets: string | string[], options: WaitOptions = {}): Promise<Array<'dead' | 'absent'>> {
+export async function waitDead(targets: string | readonly string[], options?: WaitOptions): Promise<Array<'dead' | 'absent'>> {
   return (await waitFor(targets, (s) => s !== 'alive', 'down', options)) as Array<'dead' | 'absent'>;
 }

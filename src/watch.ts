@@ -3,6 +3,7 @@
 import { EventEmitter } from 'node:events';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
+import { checkOptions, targetsArgument } from './arguments.js';
 import { ProcAliveError, errnoError } from './errors.js';
 import { DEFAULT_POLL_MS, LIMIT_CODES, TARGET, theMonitor, type Followed, type Follower, type Lease, type StateChange, type WatchState } from './monitor.js';
 import { targetPath } from './target.js';
@@ -90,6 +91,8 @@ export class Watcher extends EventEmitter<WatcherEvents> implements AsyncIterabl
   #iterating = false;
   #closed = false;
   #closing: Promise<void> | null = null;
+  /** Targets given to add() whose first report is still to come (add follows them in a microtask). */
+  readonly #adding = new Set<Set<string>>();
   #lease: Lease | null = null;
   readonly #onAbort = (): void => void this.close();
   readonly #signal: AbortSignal | undefined;
@@ -100,11 +103,12 @@ export class Watcher extends EventEmitter<WatcherEvents> implements AsyncIterabl
     degraded: (f, err) => this.#setDegraded(f, err),
   };
 
-  constructor(targets: string[], options: WatchOptions = {}) {
+  constructor(targets: string | readonly string[], given?: WatchOptions) {
     super();
+    const options = checkOptions(given, { unref: 'boolean', signal: 'AbortSignal' });
     this.#signal = options.signal;
     // Resolve every target first, so that a bad one (an empty name) throws before anything starts.
-    const resolved = targets.map((target) => [target, targetPath(target)] as const);
+    const resolved = targetsArgument(targets).map((target) => [target, targetPath(target)] as const);
     if (options.signal?.aborted) {
       this.#closed = true;
       return;
@@ -127,17 +131,22 @@ export class Watcher extends EventEmitter<WatcherEvents> implements AsyncIterabl
   }
 
   /** Watches more targets (names, paths, directories); their first reports come in a microtask. */
-  add(targets: string | string[]): this {
-    const resolved = (typeof targets === 'string' ? [targets] : targets).map((target) => [target, targetPath(target)] as const);
+  add(targets: string | readonly string[]): this {
+    const resolved = targetsArgument(targets).map((target) => [target, targetPath(target)] as const);
+    const batch = new Set(resolved.map(([target]) => target));
+    this.#adding.add(batch);
     queueMicrotask(() => {
-      for (const [target, path] of resolved) if (!this.#closed) this.#addTop(target, path);
+      this.#adding.delete(batch);
+      for (const [target, path] of resolved) if (!this.#closed && batch.has(target)) this.#addTop(target, path);
     });
     return this;
   }
 
   /** Stops watching targets given to watch() or add() (a directory: with the targets found in it). */
-  unwatch(targets: string | string[]): this {
-    for (const target of typeof targets === 'string' ? [targets] : targets) {
+  unwatch(targets: string | readonly string[]): this {
+    for (const target of targetsArgument(targets)) {
+      // Added in this tick and not followed yet: `add(t).unwatch(t)` watches nothing.
+      for (const batch of this.#adding) batch.delete(target);
       const f = this.#given(target);
       if (f === undefined) continue;
       this.#named.delete(target);
@@ -409,8 +418,8 @@ function maybeTarget(path: string): boolean {
  * Where epoll and inotify are not available (not Linux, or no koffi), it polls every
  * {@link DEFAULT_POLL_MS} ms instead, and `watcher.mechanism` says `'polling'`.
  */
-export function watch(targets: string | string[], options: WatchOptions = {}): Watcher {
-  return new Watcher(typeof targets === 'string' ? [targets] : targets, options);
+export function watch(targets: string | readonly string[], options?: WatchOptions): Watcher {
+  return new Watcher(targets, options);
 }
 
 export { DEFAULT_POLL_MS };

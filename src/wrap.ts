@@ -10,6 +10,7 @@ import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process'
 import { EventEmitter } from 'node:events';
 import type { Readable } from 'node:stream';
 import { constants as osConstants } from 'node:os';
+import { checkOptions, invalidArgument, targetArgument } from './arguments.js';
 import { ProcAliveError } from './errors.js';
 import { Claim, checkMode, type HolderEvents } from './hold.js';
 import { newRecord, type HolderRecord } from './record.js';
@@ -38,10 +39,15 @@ export interface WrapOptions {
   /** Pass SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 received by this process on to the command. */
   forwardSignals?: boolean;
   /**
-   * The command's environment, replacing `process.env` as `child_process.spawn`'s `env` does (not merged
-   * into it, unlike execa's default). proc-alive adds its `PROC_ALIVE_*` variables.
+   * The command's environment, replacing `process.env` as `child_process.spawn`'s `env` does (unless
+   * `extendEnv`). proc-alive adds its `PROC_ALIVE_*` variables. Default: `process.env`.
    */
   env?: Record<string, string | undefined>;
+  /**
+   * Merge `env` into `process.env` (as execa does by default) rather than replace it; a variable set to
+   * `undefined` in `env` is then removed. Default false: a daemon gets what you say, as with spawn.
+   */
+  extendEnv?: boolean;
   /** The command's working directory. Default: this process's. */
   cwd?: string;
   /** The command's stdin, stdout and stderr. Default `'inherit'`; `'pipe'` gives `child.stdout` etc. */
@@ -103,11 +109,46 @@ class WrappedCommand extends EventEmitter<HolderEvents> implements Wrapped {
  * are removed (the target reads "absent"). Otherwise the FIFO stays ("dead": it crashed) and the record
  * says how it ended.
  */
-export function wrap(target: string, command: string, args: readonly string[] = [], options: WrapOptions = {}): Wrapped {
-  if (typeof command !== 'string' || command === '') throw new ProcAliveError('EINVAL', 'command must be a non-empty string');
-  if (!Array.isArray(args) || !args.every((a) => typeof a === 'string')) throw new ProcAliveError('EINVAL', 'args must be an array of strings');
-  if (typeof options !== 'object' || options === null) throw new ProcAliveError('EINVAL', 'options must be an object');
-  if (options.mode !== undefined) checkMode(options.mode);
+export function wrap(target: string, command: string, args?: readonly string[], options?: WrapOptions): Wrapped;
+/** The same, without arguments: `wrap('web', 'server', { ready: true })`. */
+export function wrap(target: string, command: string, options?: WrapOptions): Wrapped;
+/** The same, the command and its arguments in one array (as `run web -- node server.js` takes them). */
+export function wrap(target: string, argv: readonly [string, ...string[]], options?: WrapOptions): Wrapped;
+export function wrap(
+  target: string,
+  commandOrArgv: string | readonly string[],
+  argsOrOptions?: readonly string[] | WrapOptions,
+  maybeOptions?: WrapOptions,
+): Wrapped {
+  targetArgument(target);
+  let command: string;
+  let args: readonly string[];
+  let given: WrapOptions | undefined;
+  if (Array.isArray(commandOrArgv)) {
+    [command = '', ...args] = stringsArgument(commandOrArgv, 'command');
+    given = argsOrOptions as WrapOptions | undefined;
+    if (maybeOptions !== undefined) throw invalidArgument('the fourth argument', 'absent when the command is an array', maybeOptions);
+  } else if (typeof commandOrArgv === 'string') {
+    command = commandOrArgv;
+    const optionsThird = argsOrOptions !== undefined && !Array.isArray(argsOrOptions) && typeof argsOrOptions === 'object' && maybeOptions === undefined;
+    args = argsOrOptions === undefined || optionsThird ? [] : stringsArgument(argsOrOptions, 'args');
+    given = optionsThird ? (argsOrOptions as WrapOptions) : maybeOptions;
+  } else {
+    throw invalidArgument('command', 'a string or an array of strings', commandOrArgv);
+  }
+  if (command === '') throw new ProcAliveError('EINVAL', 'command must be a non-empty string');
+  const options = checkOptions(given, {
+    mode: checkMode,
+    shared: 'boolean',
+    ready: 'boolean',
+    forwardSignals: 'boolean',
+    env: 'object',
+    extendEnv: 'boolean',
+    cwd: 'string',
+    stdio: checkStdio,
+    signal: 'AbortSignal',
+    killSignal: checkSignal,
+  });
   const shared = options.shared ?? false;
   const ready = options.ready ?? false;
   if (ready && shared) throw new ProcAliveError('EINVAL', 'ready cannot be combined with shared');
@@ -164,7 +205,7 @@ export function wrap(target: string, command: string, args: readonly string[] = 
       stdio: [...(std as unknown[]), claim.readerFd, claim.lockFd, ...(ready ? ['pipe'] : [])] as StdioOptions,
       ...(options.cwd === undefined ? {} : { cwd: options.cwd }),
       env: {
-        ...(options.env ?? process.env),
+        ...(options.env === undefined ? process.env : options.extendEnv ? { ...process.env, ...options.env } : options.env),
         PROC_ALIVE_TARGET: path,
         PROC_ALIVE_FD: String(WRAP_FDS.reader),
         PROC_ALIVE_LOCK_FD: String(WRAP_FDS.lock),
@@ -259,4 +300,25 @@ export function wrap(target: string, command: string, args: readonly string[] = 
 /** Our end of the readiness channel (Node makes it a socket pair, which `echo >&5` writes to as to a pipe). */
 function readyChannel(child: ChildProcess): Readable | undefined {
   return (child.stdio as unknown as Array<Readable | null | undefined>)[WRAP_FDS.ready] ?? undefined;
+}
+
+/** An array of strings (a command line), copied. */
+function stringsArgument(value: unknown, what: string): string[] {
+  if (!Array.isArray(value)) throw invalidArgument(what, 'an array of strings', value);
+  value.forEach((a, i) => {
+    if (typeof a !== 'string') throw invalidArgument(`${what}[${i}]`, 'a string', a);
+  });
+  return [...(value as string[])];
+}
+
+const STDIO = new Set(['inherit', 'pipe', 'ignore']);
+
+function checkStdio(value: unknown, what: string): void {
+  const ok = (v: unknown): boolean => typeof v === 'string' && STDIO.has(v);
+  if (ok(value) || (Array.isArray(value) && value.length === 3 && value.every(ok))) return;
+  throw invalidArgument(what, "'inherit', 'pipe', 'ignore', or an array of three of them", value);
+}
+
+function checkSignal(value: unknown, what: string): void {
+  if (typeof value !== 'string' || !(value in osConstants.signals)) throw invalidArgument(what, "a signal's name such as 'SIGTERM'", value);
 }

@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { once } from 'node:events';
+import { parsed } from './schema.js';
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 export const BIN = join(ROOT, 'dist', 'bin.cjs');
@@ -50,7 +51,7 @@ export function cli(args, options = {}) {
 export function state(path, env) {
   const r = cli(['check', '--json', path], env ? { env: { ...process.env, ...env } } : {});
   const line = r.stdout.trim().split('\n').at(-1);
-  return { code: r.code, state: line ? JSON.parse(line).state : undefined, stderr: r.stderr };
+  return { code: r.code, state: line ? parsed(line, 'check').state : undefined, stderr: r.stderr };
 }
 
 /** Polls `fn` until it returns true; fails after `ms`. For waiting on a process we did not start. */

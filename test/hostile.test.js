@@ -10,6 +10,7 @@ import { once } from 'node:events';
 import { join } from 'node:path';
 import { tmp, cli, state, start, startRunner, kill, until, compileC, runAs, BIN, NOBODY, AS_ROOT } from './helpers.js';
 import { statusSync } from '../dist/index.js';
+import { parsed, parsedLines } from './schema.js';
 
 /** A root-owned file that must never change, outside the shared directory. */
 function precious(t) {
@@ -75,7 +76,7 @@ test('records that are FIFOs, /dev/zero or gigabytes never hang nor bloat run or
   truncateSync(join(shared, '.mah-pipe.json'), 3 * 2 ** 30);
   s = cli(['status', '--json', path]);
   assert.equal(s.code, 0, s.stderr);
-  assert.match(JSON.parse(s.stdout).recordProblem, /larger than 65536 bytes/);
+  assert.match(parsed(s.stdout, 'status').recordProblem, /larger than 65536 bytes/);
   await kill(runner);
 
   // supervise/status that is a FIFO: status of the service directory answers.
@@ -122,7 +123,7 @@ test('forged records never crash status, never change a state or an exit code, a
   assert.match(lines[4], /record ignored: record: not valid JSON/);
   const j = cli(['status', '--json', ...targets]);
   assert.equal(j.code, 1);
-  for (const line of j.stdout.trim().split('\n')) assert.equal(JSON.parse(line).state, 'dead');
+  for (const line of parsedLines(j.stdout, 'status')) assert.equal(line.state, 'dead');
 
   // A contender turned away by a live holder whose record is forged still exits 75.
   const path = join(dir, 'held');

@@ -17,7 +17,7 @@ test('npm pack installs into an empty project: the bin runs and the types check'
   const files = info.files.map((f) => f.path).sort();
   assert.ok(files.includes('dist/index.js') && files.includes('dist/index.d.ts') && files.includes('dist/bin.cjs'));
   for (const f of files) {
-    assert.match(f, /^(dist\/[a-z-]+\.(js|d\.ts)|dist\/bin\.cjs|package\.json|README\.md|LICENSE)$/, `${f} does not belong in the tarball`);
+    assert.match(f, /^(dist\/[a-z-]+\.(js|d\.ts)|dist\/index\.(mjs|d\.mts)|dist\/bin\.cjs|schemas\/[a-z-]+\.json|package\.json|README\.md|LICENSE)$/, `${f} does not belong in the tarball`);
   }
 
   const project = tmp(t);

@@ -10,6 +10,10 @@ import { join } from 'node:path';
 import { EventSource } from 'eventsource';
 import { tmp, cli, start, startRunner, kill, until, compileC, BIN } from './helpers.js';
 import { startServe, get, raw, statusOf, sample } from './serve-helpers.js';
+import { parsed, valid } from './schema.js';
+
+/** serve's /status: an array of status.json objects. */
+const statusItems = (body) => JSON.parse(body).map((item) => valid(item, 'status'));
 
 const JSON_ACCEPT = { accept: 'application/json' };
 
@@ -34,7 +38,7 @@ test('/healthz/<name>: 200 alive; 503 dead, absent, unknown; 404 not served; HEA
     const j = await get(`${url}/healthz/${name}`, { headers: JSON_ACCEPT });
     assert.equal(j.status, code);
     assert.equal(j.headers['content-type'], 'application/json; charset=utf-8');
-    const body = JSON.parse(j.body);
+    const body = parsed(j.body, 'watch-event');
     assert.equal(body.target, name);
     assert.equal(body.path, join(dir, name));
     assert.equal(body.state, st);
@@ -45,7 +49,7 @@ test('/healthz/<name>: 200 alive; 503 dead, absent, unknown; 404 not served; HEA
     assert.equal(h.body, '', 'HEAD has no body');
     assert.equal(Number(h.headers['content-length']), Buffer.byteLength(r.body), 'HEAD says the length GET sends');
   }
-  const unknown = JSON.parse((await get(`${url}/healthz/file`, { headers: JSON_ACCEPT })).body);
+  const unknown = parsed((await get(`${url}/healthz/file`, { headers: JSON_ACCEPT })).body, 'watch-event');
   assert.equal(unknown.code, 'ENOTFIFO');
   assert.match(unknown.reason, /not a FIFO/);
 
@@ -58,6 +62,7 @@ test('/healthz/<name>: 200 alive; 503 dead, absent, unknown; 404 not served; HEA
   assert.equal(all.status, 503);
   assert.match(all.body, /^1 of 4 alive; not alive: absent absent, dead dead, file unknown\n$/);
   const allJson = JSON.parse((await get(`${url}/healthz`, { headers: JSON_ACCEPT })).body);
+  for (const item of allJson.notAlive) valid(item, 'watch-event');
   assert.deepEqual([allJson.ok, allJson.targets, allJson.alive, allJson.dead, allJson.absent, allJson.unknown], [false, 4, 1, 1, 1, 1]);
 
   // Other paths and methods.
@@ -89,7 +94,7 @@ test('an empty directory: nothing served, /healthz says so with 503', async (t) 
   const { url } = await startServe(t, [tmp(t)]);
   const r = await get(`${url}/healthz`);
   assert.deepEqual([r.status, r.body], [503, 'no targets served\n']);
-  assert.deepEqual(JSON.parse((await get(`${url}/status`)).body), []);
+  assert.deepEqual(statusItems((await get(`${url}/status`)).body), []);
 });
 
 test('no request reaches a file outside the served set, however encoded', async (t) => {
@@ -128,7 +133,7 @@ test('no request reaches a file outside the served set, however encoded', async 
   // Malformed escapes are a bad request, not a guess.
   for (const name of ['%zz', '%2', 'web%']) assert.equal((await get(`${url}/healthz/${name}`)).status, 400, name);
   // The status array holds the served set only.
-  assert.deepEqual(JSON.parse((await get(`${url}/status`)).body).map((s) => s.target), ['web']);
+  assert.deepEqual(statusItems((await get(`${url}/status`)).body).map((s) => s.target), ['web']);
 });
 
 test('hostile names: escaped in text, labels and streams, exact in JSON, never in a header; found by their bytes', async (t) => {
@@ -151,7 +156,7 @@ test('hostile names: escaped in text, labels and streams, exact in JSON, never i
   // JSON: the exact name (its non-UTF-8 byte as U+DCFF, as text.ts decodes names), inert on a terminal.
   const json = await get(`${url}/healthz/${encoded}`, { headers: JSON_ACCEPT });
   assert.doesNotMatch(json.body, /[\x00-\x1f\x7f\u202e](?!$)/);
-  assert.equal(JSON.parse(json.body).target, 'we\x1b[31m\n"\\\u202eb\udcff');
+  assert.equal(parsed(json.body, 'watch-event').target, 'we\x1b[31m\n"\\\u202eb\udcff');
 
   // The label: visible escapes, then the format's own escaping; and promtool accepts the whole.
   const metrics = (await get(`${url}/metrics`)).body;
@@ -162,7 +167,7 @@ test('hostile names: escaped in text, labels and streams, exact in JSON, never i
   // The event stream carries the same JSON.
   const es = await sse(t, `${url}/events`);
   const first = await es.next();
-  assert.equal(JSON.parse(first.data).target, 'we\x1b[31m\n"\\\u202eb\udcff');
+  assert.equal(parsed(first.data, 'watch-event').target, 'we\x1b[31m\n"\\\u202eb\udcff');
   await kill(runner);
 });
 
@@ -203,7 +208,7 @@ test('two deaths and restarts between two scrapes: proc_alive_deaths_total rises
   // The holder's start time is the new holder's (from its record), read off the probe's path.
   await until(async () => {
     const started = sample((await get(`${url}/metrics`)).body, 'proc_alive_holder_start_time_seconds{target="web"}');
-    const record = JSON.parse(cli(['status', '--json', path]).stdout).holder;
+    const record = parsed(cli(['status', '--json', path]).stdout, 'status').holder;
     return started === Date.parse(record.started) / 1000;
   }, 'the new holder start time');
   // And a death with no restart counts as soon as it is seen.
@@ -220,13 +225,15 @@ test('/status: status --json for every served target, one array', async (t) => {
   const web = join(dir, 'web');
   const runner = await startRunner(t, web);
   const { url } = await startServe(t, [web, join(dir, 'api')]);
-  await until(async () => JSON.parse((await get(`${url}/status`)).body)[1]?.holder !== null, 'the holder record read');
+  await until(async () => statusItems((await get(`${url}/status`)).body)[1]?.holder !== null, 'the holder record read');
   const r = await get(`${url}/status`);
   assert.equal(r.headers['content-type'], 'application/json; charset=utf-8');
-  const [api, w] = JSON.parse(r.body);
-  assert.deepEqual(api, { target: 'api', path: join(dir, 'api'), state: 'absent', holder: null, stale: false });
-  const cliStatus = JSON.parse(cli(['status', '--json', web]).stdout);
-  assert.deepEqual({ ...w, target: web }, cliStatus, 'the same object as status --json, named as served');
+  const [api, w] = statusItems(r.body);
+  // time: when serve's watcher saw the state; status --json's: when it looked.
+  const timeless = ({ time, ...rest }) => (assert.equal(typeof time, 'number'), rest);
+  assert.deepEqual(timeless(api), { target: 'api', path: join(dir, 'api'), state: 'absent', holder: null, stale: false });
+  const cliStatus = parsed(cli(['status', '--json', web]).stdout, 'status');
+  assert.deepEqual({ ...timeless(w), target: web }, timeless(cliStatus), 'the same object as status --json, named as served');
   assert.equal(w.holder.pid, runner.pid);
 });
 
@@ -258,14 +265,14 @@ test('/events: the current states, ready, then each change; Last-Event-ID resume
   const { url } = await startServe(t, [path, join(dir, 'api')]);
   await until(async () => (await get(`${url}/healthz/web`)).status === 200, 'served alive');
   const client = await sse(t, `${url}/events`);
-  const opening = [JSON.parse((await client.next()).data), JSON.parse((await client.next()).data)];
+  const opening = [parsed((await client.next()).data, 'watch-event'), parsed((await client.next()).data, 'watch-event')];
   assert.deepEqual(opening.map((e) => [e.target, e.state, e.previous]), [['api', 'absent', null], ['web', 'alive', null]]);
   const ready = await client.ready;
   assert.match(ready.lastEventId, /^[0-9a-z]+-\d+$/);
 
   await kill(runner);
   const diedEvent = await client.next();
-  const died = JSON.parse(diedEvent.data);
+  const died = parsed(diedEvent.data, 'watch-event');
   assert.deepEqual([died.target, died.path, died.state, died.previous], ['web', path, 'dead', 'alive']);
   assert.equal(typeof died.time, 'number');
   client.es.close();
@@ -279,7 +286,7 @@ test('/events: the current states, ready, then each change; Last-Event-ID resume
   const resumed = await sse(t, `${url}/events`, {
     fetch: (input, init) => fetch(input, { ...init, headers: { ...init.headers, 'Last-Event-ID': lastId } }),
   });
-  const replay = [JSON.parse((await resumed.next()).data), JSON.parse((await resumed.next()).data)];
+  const replay = [parsed((await resumed.next()).data, 'watch-event'), parsed((await resumed.next()).data, 'watch-event')];
   assert.deepEqual(replay.map((e) => [e.target, e.previous, e.state]), [['web', 'dead', 'alive'], ['web', 'alive', 'dead']]);
   await resumed.ready;
   assert.equal(resumed.pending(), 0, 'no snapshot after a resume');
@@ -288,7 +295,7 @@ test('/events: the current states, ready, then each change; Last-Event-ID resume
   const fresh = await sse(t, `${url}/events`, {
     fetch: (input, init) => fetch(input, { ...init, headers: { ...init.headers, 'Last-Event-ID': 'zzzz-3' } }),
   });
-  assert.deepEqual(JSON.parse((await fresh.next()).data).previous, null);
+  assert.deepEqual(parsed((await fresh.next()).data, 'watch-event').previous, null);
 });
 
 test('SIGTERM with open streams: the streams end, serve exits 0', async (t) => {
@@ -428,8 +435,8 @@ test('one name in two served directories: the first is served, the other named o
   await startRunner(t, join(b, 'web'));
   await until(() => child.stderrText().includes('not served'), 'the warning');
   assert.match(child.stderrText(), new RegExp(`proc-alive: not served: ${b}/web has the name of ${a}/web, which is served\\n`));
-  assert.equal(JSON.parse((await get(`${url}/healthz/web`, { headers: JSON_ACCEPT })).body).path, join(a, 'web'));
+  assert.equal(parsed((await get(`${url}/healthz/web`, { headers: JSON_ACCEPT })).body, 'watch-event').path, join(a, 'web'));
   await kill(first, 'SIGTERM'); // a/web leaves its directory
-  await until(async () => JSON.parse((await get(`${url}/healthz/web`, { headers: JSON_ACCEPT })).body).path === join(b, 'web'), 'b/web takes the name');
+  await until(async () => parsed((await get(`${url}/healthz/web`, { headers: JSON_ACCEPT })).body, 'watch-event').path === join(b, 'web'), 'b/web takes the name');
   assert.equal((await get(`${url}/healthz/web`)).status, 200);
 });

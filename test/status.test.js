@@ -6,6 +6,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmp, cli, state, start, startRunner, kill, until, compileC, BIN } from './helpers.js';
 import { status, statusSync, listTargetsIn } from '../dist/index.js';
+import { parsed } from './schema.js';
 
 test('an alive target: pid, uptime and command, in a line and in JSON', async (t) => {
   const path = join(tmp(t), 'web');
@@ -26,7 +27,7 @@ test('an alive target: pid, uptime and command, in a line and in JSON', async (t
   assert.equal(r.code, 0);
   assert.match(r.stdout, new RegExp(`^${path}  alive    pid ${st.holder.pid}  up \\d+s  sleep 60\\n$`));
   const j = cli(['status', '--json', path]);
-  const record = JSON.parse(j.stdout);
+  const record = parsed(j.stdout, 'status');
   assert.equal(record.state, 'alive');
   assert.equal(record.holder.pid, st.holder.pid);
   assert.equal(typeof record.holder.hostname, 'string');

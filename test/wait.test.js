@@ -7,6 +7,7 @@ import { readFile } from 'node:fs';
 import { join } from 'node:path';
 import { tmp, cli, state, start, startRunner, kill, compileC, HANG_GUARD_MS, DIST, BIN } from './helpers.js';
 import { child } from './child.js';
+import { parsedLines } from './schema.js';
 import { waitAlive, waitDead, hold, ProcAliveError } from '../dist/index.js';
 
 const INDEX = JSON.stringify(join(DIST, 'index.js'));
@@ -155,4 +156,21 @@ test('CLI wait: 0 reached, 99 timed out naming the target, 4 cannot tell, 2 usag
     const r = cli(args);
     assert.deepEqual([r.code, r.errLines], [2, [`proc-alive: ${message}`]], args.join(' '));
   }
+});
+
+test('wait --json: a line per target reached; on a timeout, one per target not reached; the one that cannot be told', async (t) => {
+  const dir = tmp(t);
+  const [a, b] = [join(dir, 'a'), join(dir, 'b')];
+  await startRunner(t, a);
+  const up = cli(['wait', '--json', '--any', a, b]);
+  assert.equal(up.code, 0, up.stderr);
+  assert.deepEqual(parsedLines(up.stdout, 'wait').map((l) => [l.target, l.path, l.state]), [[a, a, 'alive']]);
+  const late = cli(['wait', '--json', '--timeout', '0.1', a, b]);
+  assert.equal(late.code, 99);
+  assert.deepEqual(parsedLines(late.stdout, 'wait').map((l) => [l.target, l.state]), [[b, 'absent']]);
+  const down = cli(['wait', '--down', '--json', b]);
+  assert.deepEqual([down.code, parsedLines(down.stdout, 'wait').map((l) => l.state)], [0, ['absent']]);
+  const bad = cli(['wait', '--json', '/dev/null']);
+  assert.equal(bad.code, 4);
+  assert.deepEqual(parsedLines(bad.stdout, 'wait').map((l) => [l.target, l.state, l.code]), [['/dev/null', 'unknown', 'ENOTFIFO']]);
 });

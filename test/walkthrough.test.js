@@ -6,6 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmp, cli, state, startRunner, start, kill, BIN, HANG_GUARD_MS } from './helpers.js';
+import { parsedLines } from './schema.js';
 
 test('run PATH 120, check, SIGKILL, restart over the stale FIFO, SIGTERM', async (t) => {
   const path = join(tmp(t), 'mah-pipe');
@@ -67,7 +68,7 @@ test('check with several targets: 4 beats 1 beats 3 beats 0', async (t) => {
   assert.equal(all.errLines.length, 1);
 
   const json = cli(['check', '--json', alive, dead, absent, dir]);
-  const records = json.stdout.trim().split('\n').map((l) => JSON.parse(l));
+  const records = parsedLines(json.stdout, 'check');
   assert.deepEqual(
     records.map((r) => [r.target, r.path, r.state]),
     [[alive, alive, 'alive'], [dead, dead, 'dead'], [absent, absent, 'absent'], [dir, dir, 'unknown']],
