@@ -1,20 +1,19 @@
 // `proc-alive serve`: parses its arguments, starts the server, maps outcomes to exit codes.
 
+import { UsageError, type Parsed } from './cli-commands.js';
 import { ProcAliveError } from './errors.js';
 import type { ServeServer } from './serve.js';
 
 /** `serve` could not start: cannot listen (address in use, permission denied), unsafe directory, ... */
 export const EXIT_SERVE_FAILED = 125;
 
-/** What cli.ts lends: its option parser, its one-line error output, and its usage error. */
+/** What cli.ts lends: its one-line error output. */
 export interface CliTools {
-  parse(args: string[], known: string[], withValue?: string[]): { flags: Set<string>; values: Map<string, string>; operands: string[] };
   say(line: string): void;
-  UsageError: new (message: string) => Error;
 }
 
-export async function runServe(args: string[], { parse, say, UsageError }: CliTools): Promise<number> {
-  const { values, operands } = parse(args, [], ['--listen']);
+/** `serve`, its arguments parsed by its table (cli-commands.ts). */
+export async function runServe({ values, operands }: Parsed, { say }: CliTools): Promise<number> {
   if (operands.length === 0) throw new UsageError('serve needs at least one target or directory');
   if (operands.includes('')) throw new UsageError('empty target: give a path or a name');
   const { serve, parseListen, DEFAULT_LISTEN } = await import('./serve.js');

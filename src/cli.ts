@@ -12,6 +12,8 @@ import { defaultDir, targetPath } from './target.js';
 import { escapeText, jsonLine } from './text.js';
 import { setLongTimeout } from './timeout.js';
 import { version } from './version.js';
+import { COMMANDS, UsageError, commandHelp, findCommand, overviewHelp, parseArgs, suggestion, usageLines, type Parsed } from './cli-commands.js';
+import { formatDuration, parseDuration } from './cli-duration.js';
 
 /** Exit codes of `check` (LSB init-script `status` codes). */
 export const CHECK_EXIT = { alive: 0, dead: 1, absent: 3, unknown: 4 } as const;
@@ -26,97 +28,12 @@ export const EXIT_TIMEOUT = 99;
 export const EXIT_PIPE = 141;
 /** `watch`: its output is not being read and the lines waiting for it passed the bound (sysexits' EX_IOERR). */
 export const EXIT_OUTPUT_STALLED = 74;
+/** `watch` could not start watching (an unsafe default directory, ...): "cannot", as run and serve say it. */
+export const EXIT_WATCH_FAILED = 125;
 /** `run -- command`: the command was found but cannot be run; not found (the shell's codes). */
 export const EXIT_CANNOT_EXEC = 126;
 export const EXIT_NOT_FOUND = 127;
 
-const help = (): string => `Usage: proc-alive <command> [options]
-
-Is a process alive right now? The process (the runner) holds a FIFO open for reading for its whole
-life; a check opens the FIFO for writing without blocking: it succeeds only while a reader exists.
-The kernel drops the reader however the runner ends, SIGKILL included. No PID, no polling.
-
-Commands:
-  run <target> [seconds]   (alias: runner) hold <target> until <seconds> pass (default: forever)
-                           or SIGTERM/SIGINT; then remove the FIFO and exit 0
-  run <target> -- <command> [args...]
-                           start <command> holding <target>: alive while it runs, dead the instant
-                           it ends; signals TERM INT HUP QUIT USR1 USR2 are passed on; exits with
-                           its code (128+N if signal N ended it)
-      --mode <octal>       mode of a FIFO it creates (default 0600; 0620 lets the group check)
-      --shared             hold along with other --shared holders (alive while any lives);
-                           default: exclusive, a second run on a held target exits 75
-      --ready              (with a command) alive only once the command writes a line to fd 5
-                           ($PROC_ALIVE_READY_FD), e.g. echo >&5
-  check <target>...        (alias: checker) say whether each target is alive
-      --json               one JSON object per target per line: {"target","path","state",...}
-      -q, --quiet          print nothing; use the exit code (usage errors are still printed)
-  status [target...]       state and holder of each target (pid, uptime, command), or of every
-                           target in the default directory; exit codes as for check
-      --json               one JSON object per target per line: {"target","path","state","holder",...}
-  wait <target>...         wait until every target is alive (no polling: the kernel tells);
-                           a directory is a service directory, waited for through its supervise/ok
-                           even before its run file or supervise/ exist
-      --up | --down        wait for alive (default), or for dead or absent
-      --any | --all        until any one target is there, or all of them (default)
-      --timeout <seconds>  give up after this long: exit 99, naming what is not there yet
-      --json               a JSON object per target reached, or per target not there on a timeout
-  watch <target or directory>...
-                           print a line for each change of state, until SIGINT/SIGTERM (exit 0);
-                           the first line of each target is its current state; a directory that is
-                           not a service directory stands for the targets in it, as they come and go
-                           (also one that does not exist yet); names are printed escaped (\n, \x1b)
-      --json               one JSON object per change per line
-  serve <target or directory>...
-                           answer over HTTP from the watcher's memory, until SIGINT/SIGTERM (exit 0):
-                           GET /healthz/<name> (200 alive, 503 not, 404 not served), /healthz (200
-                           while all are alive), /metrics (Prometheus), /status (JSON), /events (SSE)
-      --listen <address>   HOST:PORT or unix:PATH (a socket of mode 0600); default 127.0.0.1:19171
-  --help, -h               this text
-  --version, -V            the version
-
-Targets:
-  A target that contains a '/' is a path (/tmp/mah-pipe, ./web). A bare name (web) lives in the
-  default directory: $PROC_ALIVE_DIR, else /run/proc-alive for root, else /tmp/proc-alive-<uid>
-  (here: ${defaultDir()}). It must be a directory (not a symlink), owned by you or root, and not
-  writable by group or others.
-  A daemontools or runit service directory (one with supervise/ok) is alive while its supervisor runs.
-
-Exit codes of check:
-  0  alive    a process holds the FIFO
-  1  dead     a FIFO with no reader: its holder crashed or was killed
-  3  absent   no FIFO: stopped cleanly, or never started
-  4  unknown  cannot tell (not a FIFO, permission denied, ...); stderr says why
-  2  usage error
-  With several targets: 4 if any cannot be told, else 1 if any is dead, else 3 if any is absent,
-  else 0 (all alive).
-
-Exit codes of wait:
-  0  reached   99  timed out   2  usage error   4  a target cannot be told (stderr says why)
-
-Exit codes of watch:
-  0    stopped by SIGINT or SIGTERM
-  2    usage error
-  141  the reader of its output went away (as a process killed by SIGPIPE: watch ... | head -1)
-  74   its output is not being read: more than 1 MiB of lines waited (one line on stderr says so)
-
-Exit codes of serve:
-  0  stopped by SIGTERM/SIGINT   2  usage error (also: two targets with one name)
-  125  cannot serve (address in use, permission denied, unsafe directory, ...); stderr says why
-
-Exit codes of run:
-  0    held, then released after <seconds> or on SIGTERM/SIGINT (the FIFO is removed)
-  N    with a command: the command's exit code, or 128+N if signal N ended it
-  2    usage error
-  75   another process holds the target (stderr names its pid when known)
-  125  could not hold the target; stderr says why
-  126  the command cannot be run (not executable)
-  127  the command was not found
-  A command that exits 0, or that a forwarded signal ended, leaves the target absent; any other
-  end leaves it dead (crashed), with how it ended in its record (see status).
-`;
-
-class UsageError extends Error {}
 
 const pause = new Int32Array(new SharedArrayBuffer(4));
 
@@ -141,41 +58,6 @@ function write(fd: 1 | 2, text: string): void {
 /** One line on stderr; names and records in it are escaped, so it stays one line and inert. */
 function say(line: string): void {
   write(2, `proc-alive: ${escapeText(line)}\n`);
-}
-
-interface Parsed {
-  flags: Set<string>;
-  values: Map<string, string>;
-  operands: string[];
-}
-
-/** A small getopt: `known` flags, `withValue` options (`--mode 0620` or `--mode=0620`), `--` ends options. */
-function parse(args: string[], known: string[], withValue: string[] = []): Parsed {
-  const parsed: Parsed = { flags: new Set(), values: new Map(), operands: [] };
-  for (let i = 0; i < args.length; i++) {
-    const arg = args[i] as string;
-    if (arg === '--') {
-      parsed.operands.push(...args.slice(i + 1));
-      break;
-    }
-    // '-' alone and negative numbers are operands, so that 'run x -5' says what is wrong with -5.
-    if (arg.startsWith('-') && arg !== '-' && !/^-\d/.test(arg)) {
-      const eq = arg.indexOf('=');
-      const name = eq > 0 ? arg.slice(0, eq) : arg;
-      if (withValue.includes(name)) {
-        const value = eq > 0 ? arg.slice(eq + 1) : args[++i];
-        if (value === undefined) throw new UsageError(`${name} needs a value`);
-        parsed.values.set(name, value);
-      } else if (known.includes(arg)) {
-        parsed.flags.add(arg);
-      } else {
-        throw new UsageError(`unknown option '${arg}'`);
-      }
-      continue;
-    }
-    parsed.operands.push(arg);
-  }
-  return parsed;
 }
 
 function reason(err: unknown): string {
@@ -207,8 +89,7 @@ function pathOf(target: string): string {
   return target.includes('/') ? target : join(defaultDir(), target);
 }
 
-function runCheck(args: string[]): number {
-  const { flags, operands } = parse(args, ['--json', '--quiet', '-q']);
+function runCheck({ flags, operands }: Parsed): number {
   if (operands.length === 0) throw new UsageError('check needs at least one target');
   if (operands.includes('')) throw new UsageError('empty target: give a path or a name');
   const json = flags.has('--json');
@@ -241,26 +122,34 @@ function runCheck(args: string[]): number {
   return CHECK_EXIT.alive;
 }
 
-/** Parses `[seconds]`: a non-negative decimal number. */
-function parseSeconds(text: string | undefined): number | undefined {
-  if (text === undefined) return undefined;
-  if (!/^\d+(\.\d+)?$/.test(text)) throw new UsageError(`seconds must be a non-negative number, not '${text}'`);
-  return Number(text);
-}
-
 function parseMode(text: string | undefined): number | undefined {
   if (text === undefined) return undefined;
   if (!/^0?[0-7]{3}$/.test(text)) throw new UsageError(`--mode takes an octal mode such as 0620, not '${text}'`);
   return Number.parseInt(text, 8);
 }
 
-async function runRun(args: string[]): Promise<number> {
+/**
+ * Shell-quoted for a message that suggests a command line to type again: a word with nothing a shell
+ * would take apart is left as it is, any other is single-quoted.
+ */
+function shellWord(word: string): string {
+  return /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replaceAll("'", "'\\''")}'`;
+}
+
+/**
+ * run's own operands stop at a second one that cannot be a duration: `run web node server.js --port 80`
+ * is a command given without '--', said as such rather than as "unknown option '--port'".
+ */
+export function runOperandEndsOptions(operand: string, index: number): boolean {
+  return index === 1 && !/^[-+]?[\d.]/.test(operand);
+}
+
+async function runRun({ flags, values, operands: all, dashAt }: Parsed): Promise<number> {
   // Everything after '--' is the command, never our options.
-  const dash = args.indexOf('--');
-  const command = dash >= 0 ? args.slice(dash + 1) : undefined;
-  const { flags, values, operands } = parse(dash >= 0 ? args.slice(0, dash) : args, ['--shared', '--ready'], ['--mode']);
+  const command = dashAt === undefined ? undefined : all.slice(dashAt);
+  const operands = dashAt === undefined ? all : all.slice(0, dashAt);
   if (operands.length === 0) throw new UsageError('run needs a target');
-  const [target, secondsText] = operands as [string, string | undefined];
+  const [target, durationText] = operands as [string, string | undefined];
   if (target === '') throw new UsageError('empty target: give a path or a name');
   const mode = parseMode(values.get('--mode'));
   const shared = flags.has('--shared');
@@ -271,9 +160,17 @@ async function runRun(args: string[]): Promise<number> {
     if (ready && shared) throw new UsageError('--ready cannot be combined with --shared');
     return runCommand(target, command as [string, ...string[]], { shared, ready, ...(mode === undefined ? {} : { mode }) });
   }
-  if (operands.length > 2) throw new UsageError(`run takes a target and seconds, not '${operands.slice(2).join(' ')}'`);
+  if (durationText !== undefined && !/^[-+]?[\d.]/.test(durationText)) {
+    // The most common mistake: `run web node server.js`, a command without '--' before it.
+    const line = ['proc-alive', 'run', ...operands.slice(0, 1), '--', ...operands.slice(1)].map(shellWord).join(' ');
+    throw new UsageError(`'${durationText}' is not a duration; to run a command, put '--' before it: ${line}`);
+  }
+  const ms = durationText === undefined ? Number.POSITIVE_INFINITY : parseDuration(durationText);
+  if (typeof ms !== 'number') throw new UsageError(ms.error);
+  if (operands.length > 2) {
+    throw new UsageError(`run takes a target and a duration, not '${operands.slice(2).join(' ')}' (to run a command, put '--' before it)`);
+  }
   if (ready) throw new UsageError("--ready needs a command: run <target> --ready -- <command>");
-  const seconds = parseSeconds(secondsText);
   // Loaded here, not at the top: a check, the command that must start fast, does not need it.
   const { hold } = await import('./hold.js');
   // The handlers first: a SIGTERM that arrives while the target is set up must end this the clean way,
@@ -308,7 +205,7 @@ async function runRun(args: string[]): Promise<number> {
         resolve(EXIT_RUN_FAILED);
       }
     };
-    const timer = setLongTimeout(finish, seconds === undefined ? Number.POSITIVE_INFINITY : seconds * 1000);
+    const timer = setLongTimeout(finish, ms);
     stop = finish;
     if (stopAsked) finish();
   });
@@ -360,27 +257,12 @@ async function runCommand(
   }
 }
 
-/** "3m12s": the two largest units of a duration. */
-function duration(ms: number): string {
-  let s = Math.max(0, Math.floor(ms / 1000));
-  const units: Array<[string, number]> = [['d', 86400], ['h', 3600], ['m', 60], ['s', 1]];
-  const parts: string[] = [];
-  for (const [unit, size] of units) {
-    if (s >= size || (unit === 's' && parts.length === 0)) {
-      parts.push(`${Math.floor(s / size)}${unit}`);
-      s %= size;
-    }
-    if (parts.length === 2) break;
-  }
-  return parts.join('');
-}
-
 /** The part of a status line after the state: who holds it, or who held it (escaped: it is from a file). */
 function describe(st: Status, now: number): string {
   const h = st.holder;
   const problem = st.recordProblem === undefined ? '' : `(record ignored: ${st.recordProblem})`;
   if (h === null) return problem || (st.state === 'alive' ? 'no record (not held by proc-alive run)' : '');
-  const since = duration(now - Date.parse(h.started));
+  const since = formatDuration(now - Date.parse(h.started));
   const command = escapeText(h.command.join(' '));
   if (h.supervisor !== undefined) {
     const service = h.pid === 0 ? `service down ${since}` : `service pid ${h.pid}  up ${since}`;
@@ -392,8 +274,7 @@ function describe(st: Status, now: number): string {
   return `stale record: pid ${h.pid}, started ${since} ago${end}  ${command}`;
 }
 
-async function runStatus(args: string[]): Promise<number> {
-  const { flags, operands } = parse(args, ['--json']);
+async function runStatus({ flags, operands }: Parsed): Promise<number> {
   if (operands.includes('')) throw new UsageError('empty target: give a path or a name');
   const json = flags.has('--json');
   const { statusSync, listTargetsIn } = await import('./status.js');
@@ -441,21 +322,11 @@ async function runStatus(args: string[]): Promise<number> {
   return CHECK_EXIT.alive;
 }
 
-/** Parses `--timeout <seconds>`: a non-negative decimal number. */
-function parseTimeout(text: string | undefined): number | undefined {
-  if (text === undefined) return undefined;
-  if (!/^\d+(\.\d+)?$/.test(text)) throw new UsageError(`--timeout takes a number of seconds, not '${text}'`);
-  return Number(text) * 1000;
-}
-
-async function runWait(args: string[]): Promise<number> {
-  const { flags, values, operands } = parse(args, ['--up', '--down', '--any', '--all', '--json'], ['--timeout']);
+async function runWait({ flags, ms, operands }: Parsed): Promise<number> {
   const json = flags.has('--json');
   if (operands.length === 0) throw new UsageError('wait needs at least one target');
   if (operands.includes('')) throw new UsageError('empty target: give a path or a name');
-  if (flags.has('--up') && flags.has('--down')) throw new UsageError('--up and --down cannot be combined');
-  if (flags.has('--any') && flags.has('--all')) throw new UsageError('--any and --all cannot be combined');
-  const timeout = parseTimeout(values.get('--timeout'));
+  const timeout = ms.get('--timeout');
   const { waitStates } = await import('./wait.js');
   const options = { any: flags.has('--any'), ...(timeout === undefined ? {} : { timeout }) };
   const up = !flags.has('--down');
@@ -582,8 +453,7 @@ class LineOutput {
   }
 }
 
-async function runWatch(args: string[]): Promise<number> {
-  const { flags, operands } = parse(args, ['--json']);
+async function runWatch({ flags, operands }: Parsed): Promise<number> {
   if (operands.length === 0) throw new UsageError('watch needs at least one target or directory');
   if (operands.includes('')) throw new UsageError('empty target: give a path or a name');
   const json = flags.has('--json');
@@ -594,7 +464,10 @@ async function runWatch(args: string[]): Promise<number> {
     watcher = watch(operands);
   } catch (err) {
     if (err instanceof ProcAliveError && err.code === 'EINVAL') throw new UsageError(err.message);
-    throw err;
+    // Before any line: the watching cannot start (an unsafe default directory). Not 1, which says
+    // "dead" to whoever reads exit codes as check's; 125, as run and serve say they cannot.
+    say(`cannot watch: ${escapeText(reason(err))}`);
+    return EXIT_WATCH_FAILED;
   }
   return new Promise<number>((resolve) => {
     const stop = (code: number): void => {
@@ -624,44 +497,78 @@ async function runWatch(args: string[]): Promise<number> {
   });
 }
 
+/** The commands' code, by name (their tables are in cli-commands.ts). */
+const RUNNERS: Record<string, (parsed: Parsed) => number | Promise<number>> = {
+  run: runRun,
+  check: runCheck,
+  status: runStatus,
+  wait: runWait,
+  watch: runWatch,
+  serve: async (parsed) => (await import('./cli-serve.js')).runServe(parsed, { say }),
+  completion: async (parsed) => (await import('./cli-completion.js')).runCompletion(parsed, { write }),
+  help: ({ operands }) => {
+    if (operands.length > 1) throw new UsageError(`help takes one command, not '${operands.join(' ')}'`);
+    const [name] = operands;
+    if (name === undefined) {
+      write(1, overviewHelp());
+      return 0;
+    }
+    const spec = findCommand(name);
+    if (spec === undefined) throw new UsageError(unknownCommand(name));
+    write(1, commandHelp(spec));
+    return 0;
+  },
+  version: ({ operands }) => {
+    if (operands.length > 0) throw new UsageError(`version takes no arguments, not '${operands.join(' ')}'`);
+    write(1, `${version()}\n`);
+    return 0;
+  },
+};
+
+function unknownCommand(word: string): string {
+  const names = COMMANDS.flatMap((c) => [c.name, ...c.aliases]);
+  const near = suggestion(word, names);
+  return `unknown command '${word}'${near === '' ? ' (try: proc-alive --help)' : near}`;
+}
+
 /** Runs the command line `args` (without node and the script) and returns the exit code. */
 export async function main(args: string[]): Promise<number> {
-  const [command, ...rest] = args;
+  const [word, ...rest] = args;
+  const spec = word === undefined ? undefined : findCommand(word);
   try {
-    switch (command) {
-      case 'check':
-      case 'checker':
-        return runCheck(rest);
-      case 'run':
-      case 'runner':
-        return await runRun(rest);
-      case 'status':
-        return await runStatus(rest);
-      case 'wait':
-        return await runWait(rest);
-      case 'watch':
-        return await runWatch(rest);
-      case 'serve':
-        return await (await import('./cli-serve.js')).runServe(rest, { parse, say, UsageError });
+    if (spec !== undefined) {
+      const parsed = parseArgs(spec, rest, spec.name === 'run' ? runOperandEndsOptions : undefined);
+      if (parsed.help) {
+        write(1, commandHelp(spec));
+        return 0;
+      }
+      return await (RUNNERS[spec.name] as (parsed: Parsed) => number | Promise<number>)(parsed);
+    }
+    switch (word) {
       case '--help':
       case '-h':
-      case 'help':
-        write(1, help());
+        write(1, overviewHelp());
         return 0;
+      // -V is what this CLI always printed its version with; -v and --version, what node and npm use.
       case '--version':
       case '-V':
+      case '-v':
         write(1, `${version()}\n`);
         return 0;
       case undefined:
         throw new UsageError('no command (try: proc-alive --help)');
       default:
-        throw new UsageError(`unknown command '${command}' (try: proc-alive --help)`);
+        throw new UsageError(word.startsWith('-') ? `unknown option '${word}' before the command (try: proc-alive --help)` : unknownCommand(word));
     }
   } catch (err) {
     if (err instanceof UsageError) {
-      say(`${err.message}`);
+      say(err.message);
+      if (spec !== undefined) write(2, usageLines(spec));
       return EXIT_USAGE;
     }
-    throw err;
+    // Not one of the outcomes the command names: one line, and the command's code for "cannot" (never
+    // 1, which says "dead" to a caller of check), never a stack trace.
+    say(spec === undefined ? reason(err) : `${spec.name}: ${reason(err)}`);
+    return spec?.failure ?? 1;
   }
 }

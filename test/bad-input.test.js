@@ -19,7 +19,10 @@ function expectAll(cases) {
     if (pattern === null) {
       assert.equal(r.stderr, '', `${name}: nothing on stderr`);
     } else {
-      assert.equal(r.errLines.length, 1, `${name}: one line on stderr, got ${JSON.stringify(r.stderr)}`);
+      // A usage error adds the command's synopsis (usage: proc-alive ...), every other failure is one line.
+      const lines = code === 2 ? r.errLines.filter((l) => !/^(usage: | {7})proc-alive /.test(l)) : r.errLines;
+      if (code === 2 && /^(run|check|status)$/.test(args[0] ?? '')) assert.match(r.errLines[1] ?? '', /^usage: proc-alive /, `${name}: the synopsis`);
+      assert.equal(lines.length, 1, `${name}: one line on stderr, got ${JSON.stringify(r.stderr)}`);
       assert.match(r.errLines[0], pattern, name);
       assert.match(r.errLines[0], /^proc-alive: /, name);
     }
@@ -65,10 +68,11 @@ test('bad input: documented exit code, one line, no hang', async (t) => {
     ['unknown flag', ['check', '--frobnicate', file], 2, /^proc-alive: unknown option '--frobnicate'$/],
     ['unknown command', ['frobnicate'], 2, /^proc-alive: unknown command 'frobnicate'/],
     ['no command', [], 2, /^proc-alive: no command/],
-    ['non-numeric seconds', ['run', join(dir, 'p'), 'soon'], 2, /seconds must be a non-negative number, not 'soon'$/],
-    ['negative seconds', ['run', join(dir, 'p'), '-5'], 2, /seconds must be a non-negative number, not '-5'$/],
+    ['non-numeric duration', ['run', join(dir, 'p'), '5soon'], 2, /'5soon': unknown unit 'soon'/],
+    ['a command without --', ['run', join(dir, 'p'), 'soon'], 2, /'soon' is not a duration; to run a command, put '--' before it: proc-alive run .* -- soon$/],
+    ['negative duration', ['run', join(dir, 'p'), '-5'], 2, /'-5' is not a duration: give seconds/],
     ['mode that lets others read', ['run', '--mode', '0644', join(dir, 'p')], 2, /mode 0644 is not allowed/],
-    ['too many operands (run)', ['run', join(dir, 'p'), '1', '2'], 2, /run takes a target and seconds/],
+    ['too many operands (run)', ['run', join(dir, 'p'), '1', '2'], 2, /run takes a target and a duration/],
     ['bad --mode', ['run', '--mode', 'rw', join(dir, 'p')], 2, /--mode takes an octal mode/],
     ['run on a directory', ['run', dir, '1'], 125, /cannot hold .*: not a FIFO \(directory\)$/],
     ['run on /dev/null', ['run', '/dev/null', '1'], 125, /cannot hold \/dev\/null: not a FIFO \(character device\)$/],

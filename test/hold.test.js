@@ -124,8 +124,8 @@ test('hold refuses modes that let others read, and bad options', () => {
   assert.equal(existsSync('/tmp/never-created-proc-alive'), false);
   const r = cli(['run', '--mode', '0644', '/tmp/never-created-proc-alive', '1']);
   assert.equal(r.code, 2);
-  assert.equal(r.errLines.length, 1);
-  assert.match(r.stderr, /mode 0644 is not allowed/);
+  assert.equal(r.errLines.length, 3, 'the reason, then the two synopsis lines of run');
+  assert.match(r.errLines[0], /mode 0644 is not allowed/);
 });
 
 test('importing the package has no side effects', () => {
@@ -149,4 +149,19 @@ test('importing the package has no side effects', () => {
   assert.deepEqual(after, before);
   assert.deepEqual(after.resources, []);
   assert.equal(koffi, false, 'the FFI is not loaded by an import');
+});
+
+test('preload() loads the FFI now, so the first hold() does not; with PROC_ALIVE_FFI=0 it says false', () => {
+  const probe = (env) => spawnSync(process.execPath, ['--input-type=module', '-e', `
+    const { preload } = await import(${JSON.stringify(join(DIST, 'index.js'))});
+    const { createRequire } = await import('node:module');
+    // koffi is loaded through require(): it is in the (process-wide) require cache once loaded.
+    const koffiLoaded = () => Object.keys(createRequire(import.meta.url).cache).some((k) => k.includes('/node_modules/koffi/'));
+    console.log(JSON.stringify([koffiLoaded(), preload(), koffiLoaded(), preload()]));
+  `], { encoding: 'utf8', env: { ...process.env, ...env } });
+  const on = probe({});
+  assert.equal(on.status, 0, on.stderr);
+  assert.deepEqual(JSON.parse(on.stdout), [false, true, true, true], 'not loaded by the import; loaded by preload(); once');
+  const off = probe({ PROC_ALIVE_FFI: '0' });
+  assert.deepEqual(JSON.parse(off.stdout), [false, false, false, false]);
 });

@@ -353,8 +353,9 @@ test('serve: usage errors exit 2, failures to serve 125, each one line', async (
   for (const [args, line] of cases) {
     const r = cli(args);
     assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
-    assert.equal(r.errLines.length, 1, r.stderr);
+    assert.equal(r.errLines.length, 2, r.stderr);
     assert.match(r.errLines[0], line);
+    assert.match(r.errLines[1], /^usage: proc-alive serve \[--listen <address>\] <target or directory>\.\.\.$/);
   }
   // The same target twice is one target, not a clash.
   const same = await startServe(t, [join(dir, 'a/web'), join(dir, 'a')]);
@@ -379,9 +380,9 @@ test('serve: usage errors exit 2, failures to serve 125, each one line', async (
   assert.equal(u.errLines.length, 1);
   assert.match(u.errLines[0], /^proc-alive: cannot serve: .*default directory is writable by group/);
 
-  const help = cli(['--help']);
-  assert.match(help.stdout, /serve <target or directory>\.\.\./);
-  assert.match(help.stdout, /Exit codes of serve:/);
+  assert.match(cli(['--help']).stdout, /serve <target or directory>\.\.\./);
+  const help = cli(['serve', '--help']).stdout;
+  assert.match(help, /^Exit codes:\n(.*\n)* {2}125 {2}cannot serve/m);
   for (const h of holders) await kill(h);
 });
 

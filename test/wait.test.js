@@ -147,14 +147,16 @@ test('CLI wait: 0 reached, 99 timed out naming the target, 4 cannot tell, 2 usag
     [['wait'], 'wait needs at least one target'],
     [['wait', '--up', '--down', a], '--up and --down cannot be combined'],
     [['wait', '--any', '--all', a], '--any and --all cannot be combined'],
-    [['wait', '--timeout', 'soon', a], "--timeout takes a number of seconds, not 'soon'"],
-    [['wait', '--timeout', '-1', a], "--timeout takes a number of seconds, not '-1'"],
+    [['wait', '--timeout', 'soon', a], "--timeout: 'soon' is not a duration: give seconds (30, 0.5), or 500ms, 5s, 2m, 1h, 1d, 1m30s"],
+    [['wait', '--timeout', '-1', a], "--timeout: '-1' is not a duration: give seconds (30, 0.5), or 500ms, 5s, 2m, 1h, 1d, 1m30s"],
     [['wait', ''], 'empty target: give a path or a name'],
     [['watch'], 'watch needs at least one target or directory'],
     [['watch', '--frob', a], "unknown option '--frob'"],
   ]) {
     const r = cli(args);
-    assert.deepEqual([r.code, r.errLines], [2, [`proc-alive: ${message}`]], args.join(' '));
+    // The reason, then the command's synopsis.
+    assert.deepEqual([r.code, r.errLines[0], r.errLines.length], [2, `proc-alive: ${message}`, 2], args.join(' '));
+    assert.match(r.errLines[1], new RegExp(`^usage: proc-alive ${args[0]} `));
   }
 });
 

@@ -83,8 +83,12 @@ test('check with several targets: 4 beats 1 beats 3 beats 0', async (t) => {
 test('--help and --version', () => {
   const help = cli(['--help']);
   assert.equal(help.code, 0);
-  for (const word of ['run <target> [seconds]', 'check <target>...', '--json', '--quiet', '3  absent', '4  unknown']) {
+  for (const word of ['run <target> [duration]', 'check <target>...']) {
     assert.ok(help.stdout.includes(word), `--help mentions ${word}`);
+  }
+  const check = cli(['check', '--help']);
+  for (const word of ['--json', '--quiet', '3  absent', '4  unknown']) {
+    assert.ok(check.stdout.includes(word), `check --help mentions ${word}`);
   }
   assert.match(cli(['--version']).stdout, /^\d+\.\d+\.\d+\n$/);
 });
