@@ -48,6 +48,14 @@ Commands:
                            default: exclusive, a second run on a held target exits 75
       --ready              (with a command) alive only once the command writes a line to fd 5
                            ($PROC_ALIVE_READY_FD), e.g. echo >&5
+      --ready=fd:N         the same with fd N (5 to 255; $READY_FD), as s6's notification-fd
+      --ready=notify       alive once the command sends READY=1 to $NOTIFY_SOCKET (sd_notify,
+                           systemd-notify --ready): a socket made for it, where only the command
+                           and its descendants are heard; STATUS= goes into the record
+      --notify-fd <N>      once alive, write a newline to fd N and close it (s6 notification-fd,
+                           dinit pipefd, OpenRC ready=fd)
+                           Under systemd (Type=notify, $NOTIFY_SOCKET set), run sends READY=1 once
+                           the target is alive and STOPPING=1 on a clean stop
   check <target>...        (alias: checker) say whether each target is alive
       --json               one JSON object per target per line: {"target","path","state",...}
       -q, --quiet          print nothing; use the exit code (usage errors are still printed)
@@ -243,21 +251,30 @@ async function runRun(args: string[]): Promise<number> {
   // Everything after '--' is the command, never our options.
   const dash = args.indexOf('--');
   const command = dash >= 0 ? args.slice(dash + 1) : undefined;
-  const { flags, values, operands } = parse(dash >= 0 ? args.slice(0, dash) : args, ['--shared', '--ready'], ['--mode']);
+  // `--ready` alone (fd 5) or `--ready=fd:N` / `--ready=notify`: the form with '=' only, since a bare
+  // `--ready` must not take the next argument as its value.
+  const options = dash >= 0 ? args.slice(0, dash) : args;
+  const readyForms = options.filter((a) => a.startsWith('--ready='));
+  const { flags, values, operands } = parse(options.filter((a) => !a.startsWith('--ready=')), ['--shared', '--ready'], ['--mode', '--notify-fd']);
   if (operands.length === 0) throw new UsageError('run needs a target');
   const [target, secondsText] = operands as [string, string | undefined];
   if (target === '') throw new UsageError('empty target: give a path or a name');
   const mode = parseMode(values.get('--mode'));
   const shared = flags.has('--shared');
-  const ready = flags.has('--ready');
+  if (readyForms.length + (flags.has('--ready') ? 1 : 0) > 1) throw new UsageError('--ready is given more than once');
+  const ready = flags.has('--ready') || parseReady(readyForms[0]);
+  const notifyFd = parseNotifyFd(values.get('--notify-fd'));
+  // Speaking to our own service manager is what a service under systemd wants: always on; it does
+  // something only where $NOTIFY_SOCKET is set.
+  const upward = { notify: true, ...(notifyFd === undefined ? {} : { notifyFd }) };
   if (command !== undefined) {
     if (operands.length > 1) throw new UsageError(`run takes a target before '--', not '${operands.slice(1).join(' ')}'`);
     if (command.length === 0 || command[0] === '') throw new UsageError("no command after '--'");
-    if (ready && shared) throw new UsageError('--ready cannot be combined with --shared');
-    return runCommand(target, command as [string, ...string[]], { shared, ready, ...(mode === undefined ? {} : { mode }) });
+    if (ready !== false && shared) throw new UsageError('--ready cannot be combined with --shared');
+    return runCommand(target, command as [string, ...string[]], { shared, ready, ...upward, ...(mode === undefined ? {} : { mode }) });
   }
   if (operands.length > 2) throw new UsageError(`run takes a target and seconds, not '${operands.slice(2).join(' ')}'`);
-  if (ready) throw new UsageError("--ready needs a command: run <target> --ready -- <command>");
+  if (ready !== false) throw new UsageError("--ready needs a command: run <target> --ready -- <command>");
   const seconds = parseSeconds(secondsText);
   // Loaded here, not at the top: a check, the command that must start fast, does not need it.
   const { hold } = await import('./hold.js');
@@ -272,7 +289,7 @@ async function runRun(args: string[]): Promise<number> {
   process.on('SIGINT', onSignal);
   let holder: Holder;
   try {
-    holder = hold(target, { shared, ...(mode === undefined ? {} : { mode }) });
+    holder = hold(target, { shared, ...upward, ...(mode === undefined ? {} : { mode }) });
   } catch (err) {
     process.removeListener('SIGTERM', onSignal);
     process.removeListener('SIGINT', onSignal);
@@ -306,6 +323,27 @@ function report(target: string, who: EventEmitter<HolderEvents>): void {
   who.on('warning', (err) => say(failure(target, err)));
 }
 
+/** `--ready=fd:N` or `--ready=notify` (the value after '='). */
+function parseReady(form: string | undefined): false | 'notify' | { fd: number } {
+  if (form === undefined) return false;
+  const value = form.slice('--ready='.length);
+  if (value === 'notify') return 'notify';
+  const fd = /^fd:(\d{1,3})$/.exec(value);
+  if (fd !== null) {
+    const n = Number(fd[1]);
+    if (n === 3 || n === 4) throw new UsageError(`--ready=fd:${n}: fd ${n} is taken (the command gets the FIFO as fd 3 and its lock as fd 4)`);
+    if (n >= 5 && n <= 255) return { fd: n };
+  }
+  throw new UsageError(`--ready takes fd:N (N from 5 to 255) or notify, not '${value}'`);
+}
+
+/** `--notify-fd N`: an fd the supervisor gave us, 3 or more. */
+function parseNotifyFd(text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  if (!/^\d{1,9}$/.test(text) || Number(text) < 3) throw new UsageError(`--notify-fd takes an fd number of 3 or more, not '${text}'`);
+  return Number(text);
+}
+
 /** The exit code (and the one line) for a target that could not be held. */
 function holdFailed(target: string, err: unknown): number {
   // EINVAL is about the arguments (a bad name, a mode that lets others read): a usage error.
@@ -317,7 +355,7 @@ function holdFailed(target: string, err: unknown): number {
 async function runCommand(
   target: string,
   [command, ...args]: [string, ...string[]],
-  options: { shared: boolean; ready: boolean; mode?: number },
+  options: { shared: boolean; ready: boolean | 'notify' | { fd: number }; mode?: number; notify: boolean; notifyFd?: number },
 ): Promise<number> {
   const { wrap } = await import('./wrap.js');
   // Signals to the wrapper are passed on by wrap() while the command runs; before and after that, until
