@@ -86,3 +86,8 @@ export function checkOptions<T extends object>(value: T | undefined, spec: { [K 
   }
   return value;
 }
+
+/** A file descriptor number: an integer >= 0 (`notifyFd`). */
+export function checkFd(value: unknown, what: string): void {
+  if (!Number.isInteger(value) || (value as number) < 0) throw invalidArgument(what, 'a file descriptor number', value);
+}

@@ -73,7 +73,18 @@ With a command: start <command> holding <target>: alive while it runs, dead the 
     options: [
       { names: ['--mode'], value: '<octal>', help: 'mode of a FIFO it creates (default 0600; 0620 lets the group check; read for others is refused)' },
       { names: ['--shared'], help: 'hold along with other --shared holders (alive while any lives); default: exclusive, a second run on a held target exits 75' },
-      { names: ['--ready'], form: 1, help: 'alive only once the command writes a line to fd 5 ($PROC_ALIVE_READY_FD), e.g. echo >&5' },
+      {
+        names: ['--ready'],
+        form: 1,
+        value: 'fd:N|notify',
+        optionalValue: true,
+        help: 'alive only once the command says it is ready. --ready: it writes a line to fd 5 ($PROC_ALIVE_READY_FD), e.g. echo >&5; --ready=fd:N: the same with fd N (5 to 255; $READY_FD), as s6\'s notification-fd; --ready=notify: it sends READY=1 to $NOTIFY_SOCKET (sd_notify(3), systemd-notify --ready), a socket made for it where only the command and its descendants are heard; STATUS= goes into the record',
+      },
+      {
+        names: ['--notify-fd'],
+        value: '<N>',
+        help: 'once the target is alive, write a newline to fd N and close it (s6 notification-fd, dinit pipefd, OpenRC ready=fd). Under systemd (Type=notify, $NOTIFY_SOCKET set), run also sends READY=1 once alive and STOPPING=1 on a clean stop',
+      },
     ],
     exits: [
       ['0', 'without a command: held, then released after <duration> or on SIGTERM/SIGINT (the FIFO is removed)'],

@@ -153,12 +153,19 @@ async function runRun({ flags, values, operands: all, dashAt }: Parsed): Promise
   if (target === '') throw new UsageError('empty target: give a path or a name');
   const mode = parseMode(values.get('--mode'));
   const shared = flags.has('--shared');
-  const ready = flags.has('--ready');
+  if (flags.has('--ready') && values.has('--ready')) throw new UsageError('--ready is given more than once');
+  // `--ready` alone (fd 5), or `--ready=fd:N` / `--ready=notify` (the table gives --ready an optional
+  // value: only with '=', so that a bare --ready never takes the next argument).
+  const ready = flags.has('--ready') || parseReady(values.get('--ready'));
+  const notifyFd = parseNotifyFd(values.get('--notify-fd'));
+  // Speaking to our own service manager is what a service under systemd wants: always on; it does
+  // something only where $NOTIFY_SOCKET is set.
+  const upward = { notify: true, ...(notifyFd === undefined ? {} : { notifyFd }) };
   if (command !== undefined) {
     if (operands.length > 1) throw new UsageError(`run takes a target before '--', not '${operands.slice(1).join(' ')}'`);
     if (command.length === 0 || command[0] === '') throw new UsageError("no command after '--'");
-    if (ready && shared) throw new UsageError('--ready cannot be combined with --shared');
-    return runCommand(target, command as [string, ...string[]], { shared, ready, ...(mode === undefined ? {} : { mode }) });
+    if (ready !== false && shared) throw new UsageError('--ready cannot be combined with --shared');
+    return runCommand(target, command as [string, ...string[]], { shared, ready, ...upward, ...(mode === undefined ? {} : { mode }) });
   }
   if (durationText !== undefined && !/^[-+]?[\d.]/.test(durationText)) {
     // The most common mistake: `run web node server.js`, a command without '--' before it.
@@ -170,7 +177,7 @@ async function runRun({ flags, values, operands: all, dashAt }: Parsed): Promise
   if (operands.length > 2) {
     throw new UsageError(`run takes a target and a duration, not '${operands.slice(2).join(' ')}' (to run a command, put '--' before it)`);
   }
-  if (ready) throw new UsageError("--ready needs a command: run <target> --ready -- <command>");
+  if (ready !== false) throw new UsageError("--ready needs a command: run <target> --ready -- <command>");
   // Loaded here, not at the top: a check, the command that must start fast, does not need it.
   const { hold } = await import('./hold.js');
   // The handlers first: a SIGTERM that arrives while the target is set up must end this the clean way,
@@ -184,7 +191,7 @@ async function runRun({ flags, values, operands: all, dashAt }: Parsed): Promise
   process.on('SIGINT', onSignal);
   let holder: Holder;
   try {
-    holder = hold(target, { shared, ...(mode === undefined ? {} : { mode }) });
+    holder = hold(target, { shared, ...upward, ...(mode === undefined ? {} : { mode }) });
   } catch (err) {
     process.removeListener('SIGTERM', onSignal);
     process.removeListener('SIGINT', onSignal);
@@ -218,6 +225,26 @@ function report(target: string, who: EventEmitter<HolderEvents>): void {
   who.on('warning', (err) => say(failure(target, err)));
 }
 
+/** `--ready=fd:N` or `--ready=notify` (the value after '='). */
+function parseReady(value: string | undefined): false | 'notify' | { fd: number } {
+  if (value === undefined) return false;
+  if (value === 'notify') return 'notify';
+  const fd = /^fd:(\d{1,3})$/.exec(value);
+  if (fd !== null) {
+    const n = Number(fd[1]);
+    if (n === 3 || n === 4) throw new UsageError(`--ready=fd:${n}: fd ${n} is taken (the command gets the FIFO as fd 3 and its lock as fd 4)`);
+    if (n >= 5 && n <= 255) return { fd: n };
+  }
+  throw new UsageError(`--ready takes fd:N (N from 5 to 255) or notify, not '${value}'`);
+}
+
+/** `--notify-fd N`: an fd the supervisor gave us, 3 or more. */
+function parseNotifyFd(text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  if (!/^\d{1,9}$/.test(text) || Number(text) < 3) throw new UsageError(`--notify-fd takes an fd number of 3 or more, not '${text}'`);
+  return Number(text);
+}
+
 /** The exit code (and the one line) for a target that could not be held. */
 function holdFailed(target: string, err: unknown): number {
   // EINVAL is about the arguments (a bad name, a mode that lets others read): a usage error.
@@ -229,7 +256,7 @@ function holdFailed(target: string, err: unknown): number {
 async function runCommand(
   target: string,
   [command, ...args]: [string, ...string[]],
-  options: { shared: boolean; ready: boolean; mode?: number },
+  options: { shared: boolean; ready: boolean | 'notify' | { fd: number }; mode?: number; notify: boolean; notifyFd?: number },
 ): Promise<number> {
   const { wrap } = await import('./wrap.js');
   // Signals to the wrapper are passed on by wrap() while the command runs; before and after that, until

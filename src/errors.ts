@@ -26,6 +26,12 @@ export type ProcAliveErrorCode =
   | 'ENOLOCK'
   /** A wrapped command ended before it said it was ready. */
   | 'ENOTREADY'
+  /**
+   * Not possible on this system: the readiness forms over unix datagram sockets (`ready: 'notify'`,
+   * `notify`, `sdNotify`) and `notifyFd` need 64-bit Linux and the FFI (koffi); a `NOTIFY_SOCKET` on
+   * vsock is not supported.
+   */
+  | 'ENOTSUP'
   /** A file or FIFO another user owns (or one with several hard links), which proc-alive will not use. */
   | 'EFOREIGN'
   /** Something at a name proc-alive uses is not a regular file (a record, a lock file). */

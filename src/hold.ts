@@ -8,7 +8,7 @@
 import { EventEmitter } from 'node:events';
 import * as fs from 'node:fs';
 import { basename } from 'node:path';
-import { checkOptions, invalidArgument, targetArgument } from './arguments.js';
+import { checkFd, checkOptions, invalidArgument, targetArgument } from './arguments.js';
 import { ProcAliveError, aboutPath } from './errors.js';
 import { isFifo, kindOf } from './kernel.js';
 import {
@@ -37,6 +37,7 @@ import {
   type Lock,
   type Reader,
 } from './kernel-files.js';
+import { upward, type Upward } from './notify.js';
 import { newRecord, parseRecord, RECORD_MAX_BYTES, recordNameOf, recordProcessGone, recordText, type HolderRecord } from './record.js';
 import { placeOf } from './target.js';
 import { decodeName, escapeText } from './text.js';
@@ -56,6 +57,17 @@ export interface HoldOptions {
    * lives. Default false: exclusive, a second holder fails with `EHELD` while this one lives.
    */
   shared?: boolean;
+  /**
+   * Tell this process's service manager, if `$NOTIFY_SOCKET` is in the environment (a systemd
+   * `Type=notify` service): `READY=1` once the target is alive, `STOPPING=1` on `close()`. Default false.
+   * Failures to send are `'warning'` events. (To say more, `sdNotify()`.)
+   */
+  notify?: boolean;
+  /**
+   * Write a newline to this fd, and close it, once the target is alive (s6's notification-fd, dinit's
+   * pipefd, OpenRC's ready=fd). Made close-on-exec at once. A bad fd throws EBADF before anything is held.
+   */
+  notifyFd?: number;
 }
 
 /** Something about a held target that changed behind the holder's back. */
@@ -675,6 +687,8 @@ class FifoHolder extends EventEmitter<HolderEvents> implements Holder {
   readonly #claim: Claim;
   readonly #keep: boolean;
   #closed = false;
+  /** The supervisor to tell, if asked (hold's `notify` and `notifyFd`). */
+  up: Upward | null = null;
 
   constructor(target: string, claim: Claim, keep: boolean) {
     super();
@@ -708,6 +722,7 @@ class FifoHolder extends EventEmitter<HolderEvents> implements Holder {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.up?.stopping();
     const [first] = this.#claim.release({ clean: true, keep: this.#keep });
     if (first !== undefined) throw first;
   }
@@ -730,10 +745,15 @@ class FifoHolder extends EventEmitter<HolderEvents> implements Holder {
  */
 export function hold(target: string, options?: HoldOptions): Holder {
   targetArgument(target);
-  options = checkOptions(options, { mode: checkMode, keep: 'boolean', shared: 'boolean' });
+  options = checkOptions(options, { mode: checkMode, keep: 'boolean', shared: 'boolean', notify: 'boolean', notifyFd: checkFd });
   const shared = options.shared ?? false;
+  // Before the target is touched: a notification fd that is not open is refused up front.
+  let warn = (_err: ProcAliveError): void => {};
+  const up = upward({ notify: options.notify, notifyFd: options.notifyFd }, (err) => warn(err));
   const claim = Claim.take(target, options.mode, shared);
   const holder = new FifoHolder(target, claim, options.keep ?? false);
+  holder.up = up;
+  warn = (err) => process.nextTick(() => holder.emit('warning', err));
   // The watch first: what is removed from now on is seen. Then the record, before the FIFO turns alive,
   // so that a contender turned away by the lock can name us (for a shared claim, alive already, only
   // now that it holds). Then one look, for what was removed before the watch was up.
@@ -746,5 +766,6 @@ export function hold(target: string, options?: HoldOptions): Holder {
     throw err;
   }
   claim.check();
+  up?.ready(claim.path, process.pid);
   return holder;
 }

@@ -9,6 +9,7 @@ export { waitAlive, waitDead, type WaitOptions, type Pending, type WaitTimeoutEr
 export { watch, Watcher, type WatchEvent, type WatchOptions, type WatchState, type WatcherEvents, type Mechanism } from './watch.js';
 export { defaultDir, targetPath } from './target.js';
 export { preload } from './preload.js';
+export { sdNotify, notifyFd } from './notify.js';
 export { ProcAliveError, type ProcAliveErrorCode, type ProcAliveErrorOptions } from './errors.js';
 export { createServeHandler, type ServeHandler, type ServeHandlerOptions } from './serve-handler.js';
 export { serve, parseListen, DEFAULT_SERVE_PORT, type ServeOptions, type ServeServer, type ListenAddress } from './serve.js';

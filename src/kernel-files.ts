@@ -112,6 +112,40 @@ export function closeDir(d: Dir): void {
   closeIfSame(d.fd, d);
 }
 
+/**
+ * A new directory that only this user can enter, under `parent` (os.tmpdir(), which others can write):
+ * mkdtemp(3) makes it with mode 0700 (the umask can only take bits away) under a random name, and fails
+ * rather than take anything already there (mkdir(2) never follows a symlink at the new name). It is then
+ * opened without following a link and checked: a directory, ours, 0700. In a sticky directory such as
+ * /tmp, no one but us (and root) can rename or remove it afterwards.
+ */
+export function makeTempDir(parent: string, prefix: string, doing: string): Dir {
+  let path: string;
+  try {
+    path = fs.mkdtempSync(join(parent, prefix));
+  } catch (err) {
+    throw errnoError(codeOf(err), parent, doing, err);
+  }
+  const d = openDir(path, true, doing);
+  if (d.uid !== euid() || (d.mode & 0o7777) !== 0o700) {
+    closeDir(d);
+    throw new ProcAliveError('EUNSAFEDIR', `${doing}: made with owner uid ${d.uid} and mode ${(d.mode & 0o7777).toString(8)}, not ours and 0700`, { path });
+  }
+  return d;
+}
+
+/** Removes a directory made by makeTempDir, with `names` in it, and closes it; what fails is left. */
+export function removeTempDir(d: Dir, names: readonly string[]): void {
+  try {
+    for (const name of names) unlinkAt(d, name);
+    if (!dirMoved(d)) fs.rmdirSync(fsPath(d.path));
+  } catch {
+    // left for the system's cleaner of os.tmpdir(): a private, empty or nearly empty directory
+  } finally {
+    closeDir(d);
+  }
+}
+
 /** Whether `d` still has a name (it was not removed: rm -r, a cleaner). */
 export function dirRemoved(d: Dir): boolean {
   try {

@@ -10,14 +10,18 @@ import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process'
 import { EventEmitter } from 'node:events';
 import type { Readable } from 'node:stream';
 import { constants as osConstants } from 'node:os';
-import { checkOptions, invalidArgument, targetArgument } from './arguments.js';
+import { checkFd, checkOptions, invalidArgument, targetArgument } from './arguments.js';
 import { ProcAliveError } from './errors.js';
 import { Claim, checkMode, type HolderEvents } from './hold.js';
+import { NotifySocket, STATUS_MAX, upward, type Upward } from './notify.js';
 import { newRecord, type HolderRecord } from './record.js';
 import { escapeText } from './text.js';
 
 /** The descriptors a wrapped command is given, also named in its environment. */
 export const WRAP_FDS = { reader: 3, lock: 4, ready: 5 } as const;
+
+/** The highest fd number `ready: { fd }` takes (Node opens every fd up to it in the child). */
+const READY_FD_MAX = 255;
 
 /** The signals a wrapper passes on to its command when `forwardSignals` is set. */
 export const FORWARDED_SIGNALS = ['SIGTERM', 'SIGINT', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2'] as const;
@@ -31,11 +35,24 @@ export interface WrapOptions {
   /** Hold along with other shared holders, as for `hold`. Default false (exclusive). */
   shared?: boolean;
   /**
-   * Readiness: the target turns alive only once the command writes a line to fd 5
-   * (`$PROC_ALIVE_READY_FD`), e.g. `echo >&5` in a shell. Default false: alive once the command started.
-   * Not with `shared` (other holders already make the target alive).
+   * Readiness: when the target turns alive. Default false: once the command has started. `true`: once
+   * it writes a line to fd 5 (`$PROC_ALIVE_READY_FD`), e.g. `echo >&5` in a shell. `{ fd: N }`: once it
+   * writes a line to fd N (`$READY_FD`; s6's notification-fd, dinit's pipefd). `'notify'`: once it sends
+   * `READY=1` to `$NOTIFY_SOCKET` (sd_notify(3), systemd-notify(1)), a socket made for it alone (see
+   * README, Readiness). Not with `shared` (other holders already make the target alive).
    */
-  ready?: boolean;
+  ready?: boolean | 'notify' | { fd: number };
+  /**
+   * Tell this process's own service manager, if `$NOTIFY_SOCKET` is in `process.env` (a systemd
+   * `Type=notify` service): `READY=1` once the target is alive, the command's `STATUS=` passed on,
+   * `STOPPING=1` at a clean stop. The command is then not given that `$NOTIFY_SOCKET`. Default false.
+   */
+  notify?: boolean;
+  /**
+   * Write a newline to this fd, and close it, once the target is alive (s6's notification-fd, dinit's
+   * pipefd, OpenRC's ready=fd). Made close-on-exec first, so the command cannot write it.
+   */
+  notifyFd?: number;
   /** Pass SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 received by this process on to the command. */
   forwardSignals?: boolean;
   /**
@@ -140,7 +157,9 @@ export function wrap(
   const options = checkOptions(given, {
     mode: checkMode,
     shared: 'boolean',
-    ready: 'boolean',
+    ready: (value) => void readyFdOf(value),
+    notify: 'boolean',
+    notifyFd: checkFd,
     forwardSignals: 'boolean',
     env: 'object',
     extendEnv: 'boolean',
@@ -151,7 +170,9 @@ export function wrap(
   });
   const shared = options.shared ?? false;
   const ready = options.ready ?? false;
-  if (ready && shared) throw new ProcAliveError('EINVAL', 'ready cannot be combined with shared');
+  const readyFd = readyFdOf(ready);
+  const readyNotify = ready === 'notify';
+  if (ready !== false && shared) throw new ProcAliveError('EINVAL', 'ready cannot be combined with shared');
   if (options.signal?.aborted) throw new ProcAliveError('ABORT_ERR', 'aborted before the command started');
   const w = new WrappedCommand(target);
   const emit = <K extends keyof HolderEvents>(event: K, ...payload: HolderEvents[K]): void => {
@@ -183,10 +204,17 @@ export function wrap(
     options.signal?.removeEventListener('abort', onAbort);
   };
 
+  // Both before the target is touched: a notification fd that is not there, or a system without unix
+  // datagram sockets, is refused up front.
+  let up: Upward | null = null;
+  let socket: NotifySocket | undefined;
   let claim: Claim;
   try {
+    up = upward({ notify: options.notify, notifyFd: options.notifyFd }, (err) => emit('warning', err));
+    if (readyNotify) socket = NotifySocket.open();
     claim = Claim.take(target, options.mode, shared);
   } catch (err) {
+    socket?.close();
     unhook();
     throw err;
   }
@@ -200,21 +228,32 @@ export function wrap(
 
   const stdio = options.stdio ?? 'inherit';
   const std: StdioOptions = typeof stdio === 'string' ? [stdio, stdio, stdio] : [...stdio];
+  // The ready fd, where asked for: fds between the lock and it are not opened in the command.
+  const extra: unknown[] = readyFd === undefined ? [] : [...Array<string>(readyFd - WRAP_FDS.ready).fill('ignore'), 'pipe'];
+  // env replaces process.env, as spawn's does; with extendEnv it is merged in, as execa's is.
+  const env: Record<string, string | undefined> = {
+    ...(options.env === undefined ? process.env : options.extendEnv ? { ...process.env, ...options.env } : options.env),
+  };
+  // The service manager's socket is ours to speak on (or the command gets its own): a command that
+  // said READY=1 to it directly would make the unit ready before the target is alive.
+  if (up !== null || readyNotify) delete env['NOTIFY_SOCKET'];
   try {
     child = spawn(command, [...args], {
-      stdio: [...(std as unknown[]), claim.readerFd, claim.lockFd, ...(ready ? ['pipe'] : [])] as StdioOptions,
+      stdio: [...(std as unknown[]), claim.readerFd, claim.lockFd, ...extra] as StdioOptions,
       ...(options.cwd === undefined ? {} : { cwd: options.cwd }),
       env: {
-        ...(options.env === undefined ? process.env : options.extendEnv ? { ...process.env, ...options.env } : options.env),
+        ...env,
         PROC_ALIVE_TARGET: path,
         PROC_ALIVE_FD: String(WRAP_FDS.reader),
         PROC_ALIVE_LOCK_FD: String(WRAP_FDS.lock),
-        ...(ready ? { PROC_ALIVE_READY_FD: String(WRAP_FDS.ready) } : {}),
+        ...(readyFd === undefined ? {} : { PROC_ALIVE_READY_FD: String(readyFd), READY_FD: String(readyFd) }),
+        ...(socket === undefined ? {} : { NOTIFY_SOCKET: socket.path }),
       },
     });
   } catch (err) {
     // spawn throws synchronously only for arguments it rejects (a NUL byte, ...).
     unhook();
+    socket?.close();
     claim.release({ clean: true });
     throw new ProcAliveError('EINVAL', `cannot run '${escapeText(command)}': ${(err as Error).message}`);
   }
@@ -231,10 +270,15 @@ export function wrap(
   w.alive.catch(() => {}); // a caller who awaits only `exited` must not get an unhandled rejection
 
   let record: HolderRecord | undefined;
+  /** What the command last said of itself (STATUS=), kept in the record. */
+  let said: string | undefined;
+  /** It said STOPPING=1: a READY=1 after that no longer makes it alive. */
+  let saidStopping = false;
   /** Once it runs (or is ready): alive, or, if it cannot be made checkable, stopped rather than run unseen. */
   const turnAlive = (): void => {
     if (started.pid === undefined || record !== undefined) return;
     record = newRecord(started.pid, argv, shared, process.pid);
+    if (said !== undefined) record.status = said;
     claim.writeRecord(record);
     try {
       claim.place();
@@ -245,6 +289,21 @@ export function wrap(
     }
     claim.check();
     setAlive();
+    up?.ready(path, started.pid);
+  };
+  let recordDue = false;
+  let ended = false;
+  /** STATUS= into the record: written at most once per turn of the event loop, however many came. */
+  const setStatus = (text: string): void => {
+    said = text.length > STATUS_MAX ? `${text.slice(0, STATUS_MAX - 1)}…` : text;
+    if (record === undefined || recordDue) return;
+    recordDue = true;
+    setImmediate(() => {
+      recordDue = false;
+      if (record === undefined || said === undefined || ended) return;
+      record.status = said;
+      claim.writeRecord(record);
+    });
   };
 
   w.exited = new Promise<WrapExit>((resolve, reject) => {
@@ -258,6 +317,7 @@ export function wrap(
       const why =
         code === 'ENOENT' ? 'command not found' : code === 'EACCES' ? 'permission denied (not executable?)' : err.message;
       const failure = new ProcAliveError(code, `cannot run '${escapeText(command)}': ${why}`, { cause: err });
+      socket?.close();
       for (const problem of claim.release({ clean: true })) emit('warning', problem);
       unhook();
       failAlive(failure);
@@ -266,11 +326,29 @@ export function wrap(
 
     started.once('spawn', () => {
       for (const signal of queued.splice(0)) started.kill(signal);
-      if (!ready) turnAlive();
+      if (ready === false) turnAlive();
     });
 
-    if (ready) {
-      const channel = readyChannel(started);
+    if (socket !== undefined && started.pid !== undefined) {
+      socket.listen(started.pid, {
+        ready: () => {
+          if (!saidStopping) turnAlive();
+        },
+        stopping: () => {
+          saidStopping = true;
+          if (said === undefined) setStatus('stopping');
+          up?.stopping();
+        },
+        status: (text) => {
+          setStatus(text);
+          up?.status(text);
+        },
+        ignored: (code, why) => emit('warning', new ProcAliveError(code, why, { path })),
+      });
+    }
+
+    if (readyFd !== undefined) {
+      const channel = readyChannel(started, readyFd);
       let seen = '';
       channel?.on('data', (chunk: Buffer) => {
         if (record !== undefined) return;
@@ -284,7 +362,12 @@ export function wrap(
       const clean = code === 0 || (signal !== null && stopping.has(signal));
       const status = code ?? 128 + (osConstants.signals[signal as NodeJS.Signals] ?? 0);
       // A grandchild that kept the ready channel open must not keep this process running.
-      if (ready) readyChannel(started)?.destroy();
+      if (readyFd !== undefined) readyChannel(started, readyFd)?.destroy();
+      // Its last words count: a READY=1 sent just before it ended is in the socket's queue.
+      socket?.drain();
+      socket?.close();
+      if (clean && record !== undefined && !saidStopping) up?.stopping();
+      ended = true;
       if (record === undefined) failAlive(new ProcAliveError('ENOTREADY', `'${escapeText(command)}' ended before it was ready`, { path }));
       for (const problem of claim.release({ clean, exit: { code, signal, at: new Date().toISOString() } })) emit('warning', problem);
       // Only now: while the handlers are there, a second SIGTERM during the clean-up is passed on (to a
@@ -298,8 +381,25 @@ export function wrap(
 }
 
 /** Our end of the readiness channel (Node makes it a socket pair, which `echo >&5` writes to as to a pipe). */
-function readyChannel(child: ChildProcess): Readable | undefined {
-  return (child.stdio as unknown as Array<Readable | null | undefined>)[WRAP_FDS.ready] ?? undefined;
+function readyChannel(child: ChildProcess, fd: number): Readable | undefined {
+  return (child.stdio as unknown as Array<Readable | null | undefined>)[fd] ?? undefined;
+}
+
+/** The fd a `ready` option reads, if it is one of the fd forms; throws EINVAL for a form that is not. */
+function readyFdOf(ready: unknown): number | undefined {
+  if (ready === false || ready === 'notify') return undefined;
+  if (ready === true) return WRAP_FDS.ready;
+  if (typeof ready === 'object' && ready !== null && 'fd' in ready) {
+    const fd = (ready as { fd: unknown }).fd;
+    if (!Number.isInteger(fd) || (fd as number) < 3 || (fd as number) > READY_FD_MAX) {
+      throw new ProcAliveError('EINVAL', `ready fd must be a number from 5 to ${READY_FD_MAX}, not ${escapeText(String(fd))}`);
+    }
+    if (fd === WRAP_FDS.reader || fd === WRAP_FDS.lock) {
+      throw new ProcAliveError('EINVAL', `ready fd ${fd as number} is taken: the command gets the FIFO's reader as fd 3 and its lock as fd 4`);
+    }
+    return fd as number;
+  }
+  throw new ProcAliveError('EINVAL', `ready must be true, false, 'notify' or { fd: N }, not ${escapeText(typeof ready === 'string' ? `'${ready}'` : String(ready))}`);
 }
 
 /** An array of strings (a command line), copied. */

@@ -12,10 +12,11 @@ test('an alive target: pid, uptime and command, in a line and in JSON', async (t
   const path = join(tmp(t), 'web');
   const wrapper = await start(t, process.execPath, [BIN, 'run', path, '--', 'sleep', '60']);
   // The wrapper's first record names itself; the command's replaces it once the command runs.
+  // (The command's record may be written an instant before the FIFO is in place: wait for both.)
   await until(() => {
-    const h = statusSync(path).holder;
-    return h !== null && h.pid !== h.wrapper;
-  }, "the command's record");
+    const s = statusSync(path);
+    return s.state === 'alive' && s.holder !== null && s.holder.pid !== s.holder.wrapper;
+  }, "the command's record, alive");
   const st = statusSync(path);
   assert.equal(st.state, 'alive');
   assert.equal(st.stale, false);
