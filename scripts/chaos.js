@@ -20,8 +20,9 @@
 // - Waits (waitAlive, waitDead) run in the watching processes, for a state the driver keeps until they
 //   settle: one that rejects is wrong, one that does not settle is a hang.
 //
-// Holders are proc-alive's hold() in child processes and the C runner of the tests (test/fixtures/
-// runner.c); wrapped commands (`proc-alive run -- cmd`) are not in it yet.
+// Holders are proc-alive's hold() in child processes, wrapped commands (`proc-alive run PATH -- sleep`:
+// their command is what a crash SIGKILLs, the wrapper what a clean stop SIGTERMs) and the C runner of
+// the tests (test/fixtures/runner.c).
 //
 //   node scripts/chaos.js 120      seconds (default 60)
 
@@ -36,6 +37,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const INDEX = pathToFileURL(join(ROOT, 'dist', 'index.js')).href;
 const WATCHER = join(ROOT, 'scripts', 'chaos-watcher.js');
+const BIN = join(ROOT, 'dist', 'bin.cjs');
 const GUARD_MS = 20_000; // a watcher that has not reported a state this long after it: a hang
 const LIMIT_CODES = new Set(['EMFILE', 'ENFILE', 'ENOSPC', 'ENOMEM']);
 const LOG_LAG_MS = 2000; // how late the driver may log a change it made (it learns of a holder's start from the holder)
@@ -181,7 +183,16 @@ export async function chaos({ seconds = 60, log = () => {} } = {}) {
   };
 
   // ---- Holders.
-  const holders = new Map(); // path → { proc, kind }
+  const holders = new Map(); // path → { proc, kind, command? }
+  /** SIGKILL for a holder, and for a wrapper's command too (it would hold the FIFO on, orphaned). */
+  const killHolder = (h) => {
+    if (h.command !== undefined) {
+      try {
+        process.kill(h.command, 'SIGKILL');
+      } catch {}
+    }
+    h.proc.kill('SIGKILL');
+  };
   const holdChild = async (path, die) => {
     const c = spawn(process.execPath, ['--input-type=module', '-e', `
       import { hold } from ${JSON.stringify(INDEX)};
@@ -195,6 +206,22 @@ export async function chaos({ seconds = 60, log = () => {} } = {}) {
     const exited = once(c, 'exit');
     const held = await Promise.race([once(createInterface({ input: c.stdout }), 'line').then(() => true), exited.then(() => false)]);
     return { proc: c, held, exited, err };
+  };
+  /** `proc-alive run PATH -- sleep`: a wrapped command; its pid, once the target is alive. */
+  const wrapChild = async (path) => {
+    const c = spawn(process.execPath, [BIN, 'run', path, '--', 'sleep', '3600'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    c.stderr.on('data', (d) => (err += d));
+    const exited = once(c, 'exit');
+    if (!(await checkSaysAlive(path))) return { proc: c, held: false, exited, err };
+    let command = NaN;
+    for (let i = 0; i < 1000 && !(command > 0); i++) {
+      const r = spawnSync('pgrep', ['-P', String(c.pid), 'sleep'], { encoding: 'utf8' });
+      command = Number(r.stdout.trim().split('\n')[0]);
+      if (!(command > 0)) await sleep(2);
+    }
+    if (!(command > 0)) throw new Error(`no command under the wrapper of ${path}`);
+    return { proc: c, held: true, exited, err, command };
   };
   const cRunner = async (path) => {
     const c = spawn(runnerBin, [path, '3600'], { stdio: 'ignore' });
@@ -222,7 +249,12 @@ export async function chaos({ seconds = 60, log = () => {} } = {}) {
     result.ops++;
     if (st === 'absent') {
       const r = Math.random();
-      if (r < 0.45) {
+      if (r < 0.15) {
+        const c = await wrapChild(path);
+        if (!c.held) throw new Error(`run -- failed on ${path}: ${c.err}`);
+        holders.set(path, { kind: 'wrap', ...c });
+        set(path, 'alive', true, op); // renamed into place, as hold() does
+      } else if (r < 0.45) {
         const c = await holdChild(path, false);
         if (!c.held) throw new Error(`hold failed on ${path}: ${c.err}`);
         holders.set(path, { kind: 'hold', ...c });
@@ -277,7 +309,9 @@ export async function chaos({ seconds = 60, log = () => {} } = {}) {
     }
     holders.delete(path);
     if (r < 0.55 || h.kind === 'c') {
-      h.proc.kill('SIGKILL');
+      // A crash: the holder SIGKILLed; for a wrapper, its command (the wrapper then lets go: dead).
+      if (h.kind === 'wrap') process.kill(h.command, 'SIGKILL');
+      else h.proc.kill('SIGKILL');
       await h.exited;
       set(path, 'dead', true, op);
       if (chance(0.3)) {
@@ -286,10 +320,9 @@ export async function chaos({ seconds = 60, log = () => {} } = {}) {
         set(path, 'absent', true, op);
       }
     } else {
-      // A clean stop: close (an instant of dead that may be seen), then remove.
+      // A clean stop: the FIFO leaves its name while it is still held, so no instant of dead.
       h.proc.kill('SIGTERM');
       await h.exited;
-      set(path, 'dead', false, op);
       set(path, 'absent', true, op);
     }
   };
@@ -305,7 +338,7 @@ export async function chaos({ seconds = 60, log = () => {} } = {}) {
     rmSync(S, { recursive: true, force: true, maxRetries: 5, retryDelay: 1 }); // a holder may be making its .new FIFO in it meanwhile
     set(x, 'absent', true, op);
     if (h !== undefined) {
-      h.proc.kill('SIGKILL'); // it held a FIFO that no path names any more: no change
+      killHolder(h); // it held a FIFO that no path names any more: no change
       await h.exited;
     }
     mkdirSync(S);
@@ -403,7 +436,7 @@ export async function chaos({ seconds = 60, log = () => {} } = {}) {
   } catch (err) {
     // The driver failed: nothing it started may outlive it.
     for (const inc of live.values()) inc.proc.kill('SIGKILL');
-    for (const h of holders.values()) h.proc.kill('SIGKILL');
+    for (const h of holders.values()) killHolder(h);
     rmSync(base, { recursive: true, force: true, maxRetries: 5 });
     throw err;
   } finally {
@@ -424,7 +457,7 @@ export async function chaos({ seconds = 60, log = () => {} } = {}) {
     inc.proc.kill('SIGTERM');
   }
   await Promise.all([...live.values()].map((inc) => inc.exited));
-  for (const h of holders.values()) h.proc.kill('SIGKILL');
+  for (const h of holders.values()) killHolder(h);
 
   // ---- Judging.
   for (const inc of incarnations) {
