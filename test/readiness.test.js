@@ -387,5 +387,5 @@ test('usage: --ready=fd:3, --ready=bogus, --notify-fd 1, --ready=notify --shared
   assert.equal(r.code, 125);
   assert.deepEqual(r.errLines, [`proc-alive: cannot hold ${p}: fd 200 is not open (the supervisor gives the notification fd: notification-fd in s6)`]);
   assert.equal(state(p).state, 'absent');
-  assert.match(cli(['--help']).stdout, /--ready=notify/);
+  assert.match(cli(['run', '--help']).stdout, /--ready\[=fd:N\|notify\]/);
 });
