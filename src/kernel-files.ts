@@ -298,6 +298,9 @@ export function openAt(d: Dir, name: string, flags: number, expect: Expect, doin
     }
     try {
       const st = fs.fstatSync(handle);
+      // No link left: removed between the open and the fstat (a leaving holder unlinking the FIFO or
+      // the lock file as a starter comes): as if it had been removed before, so nothing is there.
+      if (st.nlink === 0) return undefined;
       refuseKind(path, st, expect);
       const inode = `/proc/self/fd/${handle}`;
       // chmod(2) on the O_PATH handle's /proc link changes the inode we checked (fchmod does not take an
