@@ -221,6 +221,11 @@ export function openPrivateDir(path: string): Dir {
     // O_NOFOLLOW on a symlink gives ELOOP, or ENOTDIR with O_DIRECTORY (open(2)): say which it is.
     const st = fs.lstatSync(fsPath(path), { throwIfNoEntry: false });
     if (st !== undefined && (st.isSymbolicLink() || !st.isDirectory())) refuseUnsafe(path, st);
+    const code = err instanceof ProcAliveError ? err.code : codeOf(err);
+    if (st === undefined && (code === 'ENOTDIR' || code === 'ELOOP')) {
+      // Gone again by the lstat: someone is swapping a link or file in and out of the name.
+      throw new ProcAliveError(code, 'default directory changed while it was opened: something that is not a directory was there, and is gone', { path, cause: err });
+    }
     throw err;
   }
   try {
