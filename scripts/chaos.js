@@ -169,7 +169,10 @@ export async function chaos({ seconds = 60, log = () => {} } = {}) {
     result.waits++;
     const settled = new Promise((resolve) => inc.waits.set(id, resolve));
     send(inc, `wait ${id} ${goal} ${path}`);
-    const r = await Promise.race([settled, inc.exited.then(() => 'gone'), sleep(GUARD_MS * 3).then(() => null)]);
+    // The guard's timer is unref'd: left pending after the wait settles, it kept the process (and a test
+    // that runs chaos()) up to a minute past the end.
+    const guard = new Promise((resolve) => setTimeout(resolve, GUARD_MS * 3, null).unref());
+    const r = await Promise.race([settled, inc.exited.then(() => 'gone'), guard]);
     if (r === 'gone') return; // SIGKILLed by the chaos meanwhile
     if (r === null) {
       if (!inc.killed) {
