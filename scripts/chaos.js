@@ -96,7 +96,7 @@ export async function chaos({ seconds = 60, log = () => {} } = {}) {
     if (kind === 'fd-limit') argv = ['sh', '-c', 'ulimit -n 400; exec "$@"', 'sh', ...node];
     if (kind === 'inotify-limit') argv = ['unshare', '-U', '-r', 'sh', '-c', 'echo 60 > /proc/sys/user/max_inotify_watches && exec "$@"', 'sh', ...node];
     const proc = spawn(argv[0], argv.slice(1), { stdio: ['pipe', 'pipe', 'pipe'], env });
-    const inc = { kind, proc, start: now(), readyAt: null, end: null, killed: false, stopped: false, reports: new Map(), waits: new Map(), limited: false, stderr: '' };
+    const inc = { kind, proc, start: now(), readyAt: null, end: null, killed: false, stopped: false, reports: new Map(), waits: new Map(), limited: false, stderr: '', n: incarnations.filter((i) => i.kind === kind).length + 1, pauses: [] };
     proc.stderr.on('data', (d) => (inc.stderr += d));
     if (process.env.PA_DEBUG) inc.debugStart = now();
     proc.stdin.on('error', () => {});
@@ -169,7 +169,10 @@ export async function chaos({ seconds = 60, log = () => {} } = {}) {
     result.waits++;
     const settled = new Promise((resolve) => inc.waits.set(id, resolve));
     send(inc, `wait ${id} ${goal} ${path}`);
-    const r = await Promise.race([settled, inc.exited.then(() => 'gone'), sleep(GUARD_MS * 3).then(() => null)]);
+    // The guard's timer is unref'd: left pending after the wait settles, it kept the process (and a test
+    // that runs chaos()) up to a minute past the end.
+    const guard = new Promise((resolve) => setTimeout(resolve, GUARD_MS * 3, null).unref());
+    const r = await Promise.race([settled, inc.exited.then(() => 'gone'), guard]);
     if (r === 'gone') return; // SIGKILLed by the chaos meanwhile
     if (r === null) {
       if (!inc.killed) {
@@ -335,12 +338,17 @@ export async function chaos({ seconds = 60, log = () => {} } = {}) {
     const x = join(S, 'x');
     const h = holders.get(x);
     holders.delete(x);
-    rmSync(S, { recursive: true, force: true, maxRetries: 5, retryDelay: 1 }); // a holder may be making its .new FIFO in it meanwhile
+    // Renamed away first, then removed: a holder may be making its .new FIFO in it meanwhile, and an
+    // rm -r that races with it fails (ENOTEMPTY) however often it is retried on a busy machine. For the
+    // watchers, a directory renamed away is one removed (IN_MOVE_SELF, IN_MOVED_FROM).
+    const gone = `${S}.gone`;
+    renameSync(S, gone);
     set(x, 'absent', true, op);
     if (h !== undefined) {
       killHolder(h); // it held a FIFO that no path names any more: no change
       await h.exited;
     }
+    rmSync(gone, { recursive: true, force: true, maxRetries: 50, retryDelay: 2 });
     mkdirSync(S);
     if (chance(0.5)) {
       execFileSync('mkfifo', [x]);
@@ -397,8 +405,11 @@ export async function chaos({ seconds = 60, log = () => {} } = {}) {
         result.stops++;
         inc.stopped = true;
         inc.proc.kill('SIGSTOP');
+        const pause = { what: 'stopped', from: now(), to: null };
+        inc.pauses.push(pause);
         await sleep(Math.random() * 300);
         inc.proc.kill('SIGCONT');
+        pause.to = now();
         inc.stopped = false;
       } else if (r < 0.5) {
         result.watcherKills++;
@@ -412,18 +423,24 @@ export async function chaos({ seconds = 60, log = () => {} } = {}) {
       } else if (kind === 'fd-limit' && r < 0.85) {
         result.fills++;
         inc.limited = true;
+        const pause = { what: 'fd-limited', from: now(), to: null };
+        inc.pauses.push(pause);
         send(inc, 'fill');
         await sleep(100 + Math.random() * 400);
         send(inc, 'free');
         await sleep(50);
+        pause.to = now();
         inc.limited = false;
       } else if (kind === 'inotify-limit' && r < 0.85) {
         result.hogs++;
         inc.limited = true;
+        const pause = { what: 'inotify-limited', from: now(), to: null };
+        inc.pauses.push(pause);
         send(inc, 'hog 58');
         await sleep(100 + Math.random() * 400);
         send(inc, 'unhog');
         await sleep(50);
+        pause.to = now();
         inc.limited = false;
       }
     }
@@ -483,10 +500,10 @@ export async function chaos({ seconds = 60, log = () => {} } = {}) {
       }
       if (verdict.invented) {
         result.invented++;
-        problem(`invented: watcher ${inc.kind} on ${path}: ${verdict.detail}`);
+        problem(`invented: watcher ${inc.kind}#${inc.n} on ${path.slice(base.length)}: ${verdict.detail}`);
       } else if (verdict.missed) {
         result.missed++;
-        problem(`missed: watcher ${inc.kind} on ${path}: ${verdict.detail}`);
+        problem(`missed: watcher ${inc.kind}#${inc.n} on ${path.slice(base.length)}: ${verdict.detail}`);
       }
     }
   }
@@ -536,10 +553,23 @@ function judge(log, reports, inc, strict, member) {
   const m = R.length;
   let reach = new Set([0]);
   let best = { j: 0, i: 0 };
+  // What is printed at a fault: the truth and the reports around it (the point marked »), with the
+  // times since the incarnation started, and what was done to the watcher then (stopped, limited).
   const show = (i, j) => {
     const t0 = inc.start;
-    const fmt = (e) => `${e.evidenced ? e.state.toUpperCase() : e.state}@${Math.round(e.t - t0)}${e.op ? `(${e.op})` : ''}`;
-    return `truth …${T.slice(Math.max(0, i - 4), i + 3).map(fmt).join(' ')}… / reported …${reports.slice(Math.max(0, j - 4), j + 3).map((r) => `${r.state}@${Math.round(r.t - t0)}`).join(' ')}… (report ${j} of ${m}, truth ${i} of ${n}, watcher ready at ${Math.round((inc.readyAt ?? t0) - t0)}${inc.killed ? `, killed at ${Math.round(inc.end - t0)}` : ''})`;
+    const ms = (t) => Math.round(t - t0);
+    const fmt = (e, k) => `${k === i ? '»' : ''}${e.evidenced ? e.state.toUpperCase() : e.state}@${ms(e.t)}${e.op ? `(${e.op})` : ''}`;
+    // The truth from 8 states before the point, or from the first report shown (minus the logging lag).
+    const lo = Math.min(T[Math.max(0, i - 8)]?.t ?? t0, (reports[Math.max(0, j - 8)]?.t ?? Infinity) - LOG_LAG_MS);
+    const hi = Math.max(T[Math.min(n - 1, i + 6)]?.t ?? t0, reports[Math.min(m - 1, j + 6)]?.t ?? t0);
+    const first = Math.max(0, T.findIndex((e) => e.t >= lo) - 1);
+    const around = inc.pauses.filter((p) => (p.to ?? Infinity) >= lo - 50 && p.from <= hi + 50);
+    return (
+      `\n      truth    …${T.slice(first, Math.max(i + 7, first + 1)).map((e, k) => fmt(e, k + first)).join(' ')}…` +
+      `\n      reported …${reports.slice(Math.max(0, j - 8), j + 7).map((r, k) => `${k + Math.max(0, j - 8) === j ? '»' : ''}${r.state}@${ms(r.t)}`).join(' ')}…` +
+      `\n      (report ${j} of ${m}, truth ${i} of ${n}; incarnation ${inc.n} of ${inc.kind}, ready at ${ms(inc.readyAt ?? t0)}${inc.killed ? `, killed at ${ms(inc.end)}` : ''}; ` +
+      `${around.length === 0 ? 'not stopped or limited then' : around.map((p) => `${p.what} ${ms(p.from)}–${p.to === null ? 'end' : ms(p.to)}`).join(', ')})`
+    );
   };
   for (let i = 0; i < n; i++) {
     const next = new Set();

@@ -17,7 +17,11 @@ export interface WorkerData {
   epfd: number;
   inotifyFd: number;
   wakeFd: number;
-  /** Int32Array over it: [0] stop, set to end the worker; [1] go, set once the main thread no longer drains. */
+  /**
+   * Int32Array over it: [0] stop, set to end the worker; [1] go, set once the main thread no longer
+   * drains; [2] held, set by the worker when it posts a batch and cleared by the main thread once it has
+   * handled it (see below).
+   */
   control: SharedArrayBuffer;
 }
 
@@ -56,6 +60,13 @@ while (Atomics.load(control, 0) === 0) {
     break;
   }
   if (h.ready.length > 0 || h.inotify !== null) {
+    // Nothing more is read until the main thread has handled this batch: what happens meanwhile stays
+    // in the kernel's queues, where the main thread reads it itself, in order, before it reports what it
+    // looked at (EventSource.catchUp). Read ahead here instead, it would reach the main thread only
+    // after reports made from later looks (a process stopped between this post and its handling), and
+    // what it proves would be lost.
+    Atomics.store(control, 2, 1);
     post({ kind: 'batch', ready: h.ready, inotify: h.inotify }, h.inotify === null ? [] : [h.inotify.buffer as ArrayBuffer]);
+    while (Atomics.load(control, 0) === 0 && Atomics.load(control, 2) === 1) Atomics.wait(control, 2, 1, 1000);
   }
 }

@@ -88,13 +88,17 @@ const MARKER_PATH = '/dev/null';
 export class EventSource {
   readonly #c: Calls;
   readonly #fds: { epfd: number; inotifyFd: number; wakeFd: number };
-  readonly #control = new Int32Array(new SharedArrayBuffer(8));
+  readonly #control = new Int32Array(new SharedArrayBuffer(12));
   readonly #worker: Worker;
   readonly #on: SourceEvents;
   readonly #wake = (): void => this.#interrupt();
   readonly #readable = new Map<number, { fd: number; callback: (kind: ReadyKind) => void }>();
   #closed = false;
   #ready = false;
+  /** A batch of the worker's is being handled: the worker reads nothing until it is (see catchUp). */
+  #held = false;
+  /** Callbacks of fds found readable by catchUp, called once the batch being handled is. */
+  #readableLater: Array<() => void> = [];
   #serial = 0;
   #drainBuffers: HarvestBuffers | undefined;
   #event: Buffer | undefined;
@@ -140,7 +144,16 @@ export class EventSource {
       } else if (m.kind === 'error') {
         this.#fail(errnoError(errnoName(m.errno), '', 'epoll_wait'));
       } else {
-        this.#deliver(m.ready, m.inotify);
+        // The worker waits until this batch is handled (kernel-events-worker.ts): meanwhile only this
+        // thread reads the queues (catchUp).
+        this.#held = true;
+        try {
+          this.#deliver(m.ready, m.inotify);
+        } finally {
+          this.#held = false;
+          Atomics.store(this.#control, 2, 0);
+          Atomics.notify(this.#control, 2);
+        }
       }
     });
     this.#worker.on('error', (err) => this.#fail(err));
@@ -175,9 +188,33 @@ export class EventSource {
     if (h.ready.length > 0 || h.inotify !== null) this.#deliver(h.ready, h.inotify);
   }
 
+  /**
+   * While a batch is being handled (inside SourceEvents.batch): what the kernel has queued since it was
+   * read, read now on this thread without waiting, in order after it (the worker reads nothing until
+   * the batch is handled). The batch handler calls it after its looks, to learn what happened before
+   * them that it must report first. Null when there is nothing, or when this thread may not read.
+   */
+  catchUp(): { errored: number[]; events: InotifyEvent[] } | null {
+    if (this.#closed || (this.#ready && !this.#held)) return null;
+    this.#drainBuffers ??= harvestBuffers();
+    const h = harvest(this.#c, this.#fds, this.#drainBuffers, 0, false);
+    if (h.ready.length === 0 && h.inotify === null) return null;
+    const errored = this.#split(h.ready, this.#readableLater);
+    return { errored, events: h.inotify === null ? [] : parseInotify(h.inotify) };
+  }
+
   #deliver(ready: number[], inotify: Uint8Array | null): void {
-    const errored: number[] = [];
     const readable: Array<() => void> = [];
+    const errored = this.#split(ready, readable);
+    this.#on.batch(errored, inotify === null ? [] : parseInotify(inotify));
+    const later = this.#readableLater;
+    this.#readableLater = [];
+    for (const call of [...readable, ...later]) call();
+  }
+
+  /** The write ends in error among epoll's records (fd and serial, flat); the readable fds' callbacks go to `readable`. */
+  #split(ready: number[], readable: Array<() => void>): number[] {
+    const errored: number[] = [];
     for (let i = 0; i + 2 < ready.length; i += 3) {
       const fd = ready[i] as number;
       const serial = ready[i + 1] as number;
@@ -186,8 +223,7 @@ export class EventSource {
       if (r === undefined) errored.push(fd, serial);
       else if (r.fd === fd) readable.push(() => r.callback(events & (EPOLL.ERR | EPOLL.HUP) ? 'error' : 'readable'));
     }
-    this.#on.batch(errored, inotify === null ? [] : parseInotify(inotify));
-    for (const call of readable) call();
+    return errored;
   }
 
   #nextSerial(): number {
@@ -300,6 +336,7 @@ export class EventSource {
   #interrupt(): void {
     Atomics.store(this.#control, 0, 1);
     Atomics.notify(this.#control, 1); // a worker still waiting for the handover
+    Atomics.notify(this.#control, 2); // or for a batch to be handled
     const one = Buffer.alloc(8);
     one.writeBigUInt64LE(1n);
     try {

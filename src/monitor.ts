@@ -100,6 +100,8 @@ const PATH_POLL_MANY = 100;
 /** The first retry of an event source that failed; doubled up to RETRY_MAX_MS while it keeps failing. */
 const RETRY_MS = 1000;
 const RETRY_MAX_MS = 60_000;
+/** How many times a batch of kernel events is caught up with before it is reported (see #onBatch). */
+const MAX_CATCH_UP = 16;
 
 /**
  * How long the event source outlives its last user: starting it (a worker thread that loads koffi)
@@ -171,6 +173,18 @@ interface Told {
    * what happens further down the old chain after that (behind a swapped link) is no longer its.
    */
   rebound: number;
+}
+
+function told(): Told {
+  return { evidence: [], died: false, closedAt: -1, renamed: false, closedRenamed: false, rebound: Infinity };
+}
+
+/** What a look at a followed path saw, to report once what came before it is known (see #onBatch). */
+interface Look {
+  state: WatchState;
+  error: ProcAliveError | undefined;
+  /** The marker put before it (see the top of this file). */
+  mark: number;
 }
 
 /** What only some followed paths need: kept apart, so that the others do not pay for it. */
@@ -336,6 +350,8 @@ class Monitor {
    * target found in this batch starts from that evidence, even one gone again by then.
    */
   #unclaimed: Map<string, WatchState[]> | null = null;
+  /** How many #handle calls are under way (one arms a target found by another's directory listener). */
+  #depth = 0;
 
   /**
    * How changes are learnt now, or null while nothing uses the monitor. After a failure, 'polling'
@@ -614,7 +630,14 @@ class Monitor {
    * Sets the path up from scratch (watches first), looks, and reports what changed, after the states
    * `evidence` proves held in between (oldest first).
    */
-  #arm(f: Followed, evidence: WatchState[] | null, died = false): void {
+  #arm(f: Followed, evidence: WatchState[] | null): void {
+    const t = told();
+    if (evidence !== null) t.evidence.push(...evidence);
+    this.#handle(new Map([[f, t]]), [], []);
+  }
+
+  /** Sets the path up from scratch (watches first) and looks; reports nothing (see #report). */
+  #look(f: Followed, died: boolean): Look {
     const source = this.#source;
     const oldHops = f.hops;
     const oldFifo = f.fifo;
@@ -698,17 +721,22 @@ class Monitor {
     setExtra(f, 'final', p === f.path ? undefined : p);
     f.kind = kind;
     this.#setPolled(f, fail === null ? undefined : pollReason(f.path, fail));
-    if (kind === DIRECTORY) {
+    return { state, error, mark };
+  }
+
+  /** Reports the states `evidence` proves (oldest first), then what `look` saw if that is a change. */
+  #report(f: Followed, evidence: WatchState[] | null, look: Look): void {
+    if (f.kind === DIRECTORY) {
       this.#tell(f, (s) => s.entries?.(f, null));
       return;
     }
-    if (kind !== TARGET) return;
+    if (f.kind !== TARGET) return;
     if (evidence !== null) {
       for (const s of evidence) if (s !== f.state) this.#emit(f, s, undefined);
     }
-    if (state !== f.state || error?.code !== f.error?.code) {
-      f.changeMark = mark;
-      this.#emit(f, state, error);
+    if (look.state !== f.state || look.error?.code !== f.error?.code) {
+      f.changeMark = look.mark;
+      this.#emit(f, look.state, look.error);
     }
   }
 
@@ -903,13 +931,76 @@ class Monitor {
   // ---------------------------------------------------------------------------------------------------
   // Kernel events.
 
+  /**
+   * A batch of kernel events: what it proves of each followed path it touches is read, the paths are
+   * looked at, and only then is what the kernel queued meanwhile read too (EventSource.catchUp: the
+   * worker waits while a batch is handled), before anything is reported. Events queued before a look
+   * would otherwise come in a later batch, older than the look's marker, and what they prove would be
+   * lost (a watcher stopped between the worker's read and the handling of its batch: everything that
+   * happened while it was stopped). A path those events touch is looked at again, after them; this goes
+   * on until the kernel has nothing more (or for MAX_CATCH_UP rounds, under a flood).
+   */
   #onBatch(errored: number[], events: InotifyEvent[]): void {
-    // What the batch says of each followed path it touches.
-    const touched = new Map<Followed, Told>();
+    this.#handle(new Map(), errored, events);
+  }
+
+  /** Looks at the paths in `touched` and at those `errored` and `events` touch, then reports (see above). */
+  #handle(touched: Map<Followed, Told>, errored: number[], events: InotifyEvent[]): void {
     const entries = new Map<Followed, string[] | null>();
+    const looks = new Map<Followed, Look>();
+    let now = new Set(touched.keys());
+    this.#depth++;
+    for (let round = 1; ; round++) {
+      for (const f of this.#read(errored, events, touched, entries)) now.add(f);
+      this.#turnMark = 0; // these looks come after everything read so far: a marker of their own
+      for (const f of now) {
+        if (!this.#isFollowed(f)) continue;
+        const t = touched.get(f) as Told;
+        // A reader's close harvested before its EPOLLERR (which would be lost with the write end, if the
+        // look finds the FIFO gone): the write end says at once whether that was the last reader.
+        if (t.closedAt >= 0 && !t.died && f.writer >= 0 && this.#source?.writerLost(f.writer)) t.died = true;
+        looks.set(f, this.#look(f, t.died));
+      }
+      now = new Set();
+      const more = round < MAX_CATCH_UP ? this.#source?.catchUp() : null;
+      if (more === null || more === undefined) break;
+      ({ errored, events } = more);
+    }
+    for (const [f, t] of touched) {
+      const look = looks.get(f);
+      if (!this.#isFollowed(f) || look === undefined) continue;
+      // The death among the other evidence: where its last reader closed, if that is in the batch
+      // (dropped if its name was removed or replaced before: then it was no longer this path's FIFO);
+      // else first (the close came before this harvest; every holder closes before it removes its FIFO).
+      if (t.died && f.state === 'alive') {
+        if (t.closedAt < 0) t.evidence.unshift('dead');
+        else if (!t.closedRenamed) t.evidence.splice(t.closedAt, 0, 'dead');
+      }
+      this.#report(f, t.evidence, look);
+    }
+    for (const [f, names] of entries) {
+      if (!this.#isFollowed(f) || names === null) continue;
+      // Listed again by its own arming above if it was touched; else told the names. Names the batch
+      // proved a life of are told in any case, even if the directory is gone by now.
+      const told = f.kind === DIRECTORY && !touched.has(f) ? names : names.filter((name) => this.hasEvidence(join(f.path, name)));
+      if (told.length > 0) this.#tell(f, (s) => s.entries?.(f, told));
+    }
+    // Kept while an outer batch is still telling its directories' listeners (a target they follow is
+    // armed, and handled, inside it).
+    if (--this.#depth === 0) this.#unclaimed = null;
+  }
+
+  /**
+   * Reads what kernel events say of each followed path they touch into `touched` (adding to what earlier
+   * events of the same batch said), and the names of directories of targets into `entries`. Returns the
+   * paths these events touched.
+   */
+  #read(errored: number[], events: InotifyEvent[], touched: Map<Followed, Told>, entries: Map<Followed, string[] | null>): Set<Followed> {
+    const now = new Set<Followed>();
     const touch = (f: Followed): Told => {
+      now.add(f);
       let t = touched.get(f);
-      if (t === undefined) touched.set(f, (t = { evidence: [], died: false, closedAt: -1, renamed: false, closedRenamed: false, rebound: Infinity }));
+      if (t === undefined) touched.set(f, (t = told()));
       return t;
     };
     for (let i = 0; i + 1 < errored.length; i += 2) {
@@ -1027,28 +1118,7 @@ class Monitor {
         }
       }
     }
-    for (const [f, t] of touched) {
-      if (!this.#isFollowed(f)) continue;
-      // A reader's close harvested before its EPOLLERR (which would be lost with the write end, if the
-      // look below finds the FIFO gone): the write end says at once whether that was the last reader.
-      if (t.closedAt >= 0 && !t.died && f.writer >= 0 && this.#source?.writerLost(f.writer)) t.died = true;
-      // The death among the other evidence: where its last reader closed, if that is in the batch
-      // (dropped if its name was removed or replaced before: then it was no longer this path's FIFO);
-      // else first (the close came before this harvest; every holder closes before it removes its FIFO).
-      if (t.died && f.state === 'alive') {
-        if (t.closedAt < 0) t.evidence.unshift('dead');
-        else if (!t.closedRenamed) t.evidence.splice(t.closedAt, 0, 'dead');
-      }
-      this.#arm(f, t.evidence, t.died);
-    }
-    for (const [f, names] of entries) {
-      if (!this.#isFollowed(f) || names === null) continue;
-      // Listed again by its own arming above if it was touched; else told the names. Names the batch
-      // proved a life of are told in any case, even if the directory is gone by now.
-      const told = f.kind === DIRECTORY && !touched.has(f) ? names : names.filter((name) => this.hasEvidence(join(f.path, name)));
-      if (told.length > 0) this.#tell(f, (s) => s.entries?.(f, told));
-    }
-    this.#unclaimed = null;
+    return now;
   }
 
   /** Whether a batch being handled proves something of `path`, an entry no one follows yet. */

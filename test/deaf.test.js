@@ -287,3 +287,40 @@ function makeFifos(dir, prefix, n) {
   const names = Array.from({ length: n }, (_, i) => join(dir, `${prefix}${i}`));
   for (let i = 0; i < names.length; i += 2000) execFileSync('mkfifo', names.slice(i, i + 2000));
 }
+
+test('a watcher whose main thread is busy while a burst of changes happens reports every state the kernel kept, in order', async (t) => {
+  // The event worker reads the kernel's queues while the main thread is busy (an application's loop,
+  // or a process stopped just after the worker read). Events it read ahead reached the main thread
+  // after the look made for the first batch (which saw the second runner), older than that look's
+  // marker, and were dropped: the removal was lost (alive, dead, alive).
+  const path = join(tmp(t), 'p');
+  const c = child(
+    t,
+    `import { watch } from ${INDEX};
+     const out = (o) => console.log(JSON.stringify(o));
+     const w = watch(process.argv[1]);
+     w.on('change', (e) => out({ target: 'w', state: e.state }));
+     // Once the event worker surely waits (until then the main thread reads the queues itself).
+     w.on('ready', () => setTimeout(() => out({ ready: true }), 500));
+     process.stdin.on('data', (d) => {
+       const ms = Number(String(d).trim());
+       out({ busy: ms });
+       const end = Date.now() + ms;
+       while (Date.now() < end);
+     });`,
+    [path],
+  );
+  const runner = await start(t, compileC('runner'), [path, '120']);
+  await c.until((l) => l.some((x) => x.ready) && statesOf(l, 'w').at(-1) === 'alive', 'alive');
+  c.send('1500');
+  await c.until((l) => l.some((x) => x.busy), 'busy');
+  await kill(runner); // dead: the worker reads EPOLLERR and posts it
+  await new Promise((r) => setTimeout(r, 300));
+  rmSync(path); // absent: the kernel keeps IN_DELETE
+  await start(t, compileC('runner'), [path, '120']); // alive again, by the time the main thread looks
+  await until(() => state(path).state === 'alive', 'the second runner');
+  await c.until((l) => l.some((x) => x.busy) && statesOf(l, 'w').at(-1) === 'alive' && statesOf(l, 'w').includes('dead'), 'alive, once the main thread is free');
+  await new Promise((r) => setTimeout(r, 500)); // anything it would still report
+  const states = statesOf(c.lines, 'w');
+  assert.deepEqual(states.slice(states.indexOf('alive')), ['alive', 'dead', 'absent', 'alive']);
+});

@@ -26,3 +26,14 @@ test('20 holding cycles in a shared directory under attack: no wrong answer, no 
     r.firstWrong ?? '',
   );
 });
+
+test('15 s of chaos: watchers stopped, SIGKILLed, throwing and at their limits report exactly the transitions that happened', async () => {
+  const { chaos } = await import('../scripts/chaos.js');
+  const r = await chaos({ seconds: 15 });
+  assert.ok(r.judged > 0, 'reports were judged');
+  assert.deepEqual(
+    { missed: r.missed, invented: r.invented, waitsWrong: r.waitsWrong, hangs: r.hangs },
+    { missed: 0, invented: 0, waitsWrong: 0, hangs: 0 },
+    r.firstProblems.join('\n'),
+  );
+});
