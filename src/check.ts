@@ -19,9 +19,10 @@ export type { State };
 export function checkSync(target: string): State;
 export function checkSync(targets: readonly string[]): State[];
 export function checkSync(targets: string | readonly string[]): State | State[] {
+  // One target, the common case and the hot one: no array made (targetPath checks the type).
+  if (typeof targets === 'string') return probeSync(targetPath(targets));
   const list = targetsArgument(targets);
-  const states = list.map((t) => probeSync(targetPath(t)));
-  return typeof targets === 'string' ? (states[0] as State) : states;
+  return list.map((t) => probeSync(targetPath(t)));
 }
 
 /**
@@ -31,13 +32,13 @@ export function checkSync(targets: string | readonly string[]): State | State[] 
 export async function check(target: string): Promise<State>;
 export async function check(targets: readonly string[]): Promise<State[]>;
 export async function check(targets: string | readonly string[]): Promise<State | State[]> {
+  if (typeof targets === 'string') return probe(targetPath(targets));
   const list = targetsArgument(targets);
   const settled = await Promise.allSettled(list.map(async (t) => probe(targetPath(t))));
-  const states = settled.map((s) => {
+  return settled.map((s) => {
     if (s.status === 'rejected') throw s.reason;
     return s.value;
   });
-  return typeof targets === 'string' ? (states[0] as State) : states;
 }
 
 /**
