@@ -48,6 +48,17 @@ const fdsOn = (pid, path) =>
 /** A shell loop that waits for file `go`. */
 const waitFor = (go) => `while [ ! -e ${go} ]; do sleep 0.02; done`;
 
+/**
+ * A wrapper with --ready=notify whose command says where its $NOTIFY_SOCKET is, then waits for `go` to
+ * be made before it says READY=1 itself.
+ */
+async function notifyWrapper(t, dir, path) {
+  const [env, go] = [join(dir, 'env'), join(dir, 'go')];
+  const wrapper = await startWrapper(t, path, ['sh', '-c', `echo "$NOTIFY_SOCKET" > ${env}.new; mv ${env}.new ${env}; ${waitFor(go)}; systemd-notify --ready; exec sleep 60`], ['--ready=notify']);
+  await written(env);
+  return { wrapper, socket: readFileSync(env, 'utf8').trim(), go };
+}
+
 // ------------------------------------------------------------------------------------------------
 // In: --ready=notify
 
@@ -119,10 +130,7 @@ test('--ready=notify: STOPPING=1 before READY=1 keeps it from turning alive', { 
 test('--ready=notify: a datagram from a process that is not the command nor its descendant is ignored', { skip: NO_SYSTEMD_NOTIFY }, async (t) => {
   const dir = tmp(t);
   const path = join(dir, 'p');
-  const [env, go] = [join(dir, 'env'), join(dir, 'go')];
-  const wrapper = await startWrapper(t, path, ['sh', '-c', `echo "$NOTIFY_SOCKET" > ${env}.new; mv ${env}.new ${env}; ${waitFor(go)}; systemd-notify --ready; exec sleep 60`], ['--ready=notify']);
-  await written(env);
-  const socket = readFileSync(env, 'utf8').trim();
+  const { wrapper, socket, go } = await notifyWrapper(t, dir, path);
   // The test process's child, as root: same user, reaches the socket, is no descendant of the command.
   const r = spawnSync('systemd-notify', ['--ready'], { env: { ...process.env, NOTIFY_SOCKET: socket }, encoding: 'utf8' });
   assert.equal(r.status, 0, r.stderr);
@@ -139,10 +147,7 @@ test('--ready=notify: a datagram from a process that is not the command nor its 
 test('--ready=notify: another user cannot reach the socket, and is not heard where they could', { skip: AS_ROOT || NO_SYSTEMD_NOTIFY }, async (t) => {
   const dir = tmp(t);
   const path = join(dir, 'p');
-  const [env, go] = [join(dir, 'env'), join(dir, 'go')];
-  const wrapper = await startWrapper(t, path, ['sh', '-c', `echo "$NOTIFY_SOCKET" > ${env}.new; mv ${env}.new ${env}; ${waitFor(go)}; systemd-notify --ready; exec sleep 60`], ['--ready=notify']);
-  await written(env);
-  const socket = readFileSync(env, 'utf8').trim();
+  const { wrapper, socket, go } = await notifyWrapper(t, dir, path);
   const send = compileC('notify-send');
   chmodSync(dirname(send), 0o755);
   let out = '';
