@@ -185,6 +185,8 @@ interface Look {
   error: ProcAliveError | undefined;
   /** The marker put before it (see the top of this file). */
   mark: number;
+  /** Whether the path still named the FIFO our write end was on (alive or not). */
+  held: boolean;
 }
 
 /** What only some followed paths need: kept apart, so that the others do not pay for it. */
@@ -655,6 +657,7 @@ class Monitor {
     let kind = TARGET;
     let state: WatchState = 'absent';
     let error: ProcAliveError | undefined;
+    let held = false;
     let p = f.path;
     const mark = source === null ? 0 : this.#markNow(source);
     try {
@@ -681,7 +684,8 @@ class Monitor {
           break;
         }
         const fifo = st.kind === 'fifo';
-        if (fifo && f.writer >= 0 && !died && st.dev === f.dev && st.ino === f.ino) {
+        held = fifo && f.writer >= 0 && st.dev === f.dev && st.ino === f.ino;
+        if (held && !died) {
           // The FIFO our write end is in epoll for: its EPOLLERR will say when that ends.
           state = 'alive';
           if (source !== null) watched(this.#watchFifo(source, f, p, ALIVE_FIFO_MASK));
@@ -721,7 +725,7 @@ class Monitor {
     setExtra(f, 'final', p === f.path ? undefined : p);
     f.kind = kind;
     this.#setPolled(f, fail === null ? undefined : pollReason(f.path, fail));
-    return { state, error, mark };
+    return { state, error, mark, held };
   }
 
   /** Reports the states `evidence` proves (oldest first), then what `look` saw if that is a change. */
@@ -973,8 +977,15 @@ class Monitor {
       // (dropped if its name was removed or replaced before: then it was no longer this path's FIFO);
       // else first (the close came before this harvest; every holder closes before it removes its FIFO).
       if (t.died && f.state === 'alive') {
-        if (t.closedAt < 0) t.evidence.unshift('dead');
-        else if (!t.closedRenamed) t.evidence.splice(t.closedAt, 0, 'dead');
+        if (t.closedAt >= 0) {
+          if (!t.closedRenamed) t.evidence.splice(t.closedAt, 0, 'dead');
+        } else if (look.held) t.evidence.unshift('dead');
+        // Else no close placed it and the path no longer names that FIFO: its reader went and its name
+        // left (removed, renamed over, its directory moved away) in one interval with nothing to order
+        // them, which happens only where the FIFO itself cannot be watched (EACCES for a write-only
+        // checker, an inotify limit: polled). A clean stop leaves its name first, then closes; a crash
+        // and a removal can come in either order. Not proven the path's: not reported, rather than a
+        // death invented for every clean stop.
       }
       this.#report(f, t.evidence, look);
     }

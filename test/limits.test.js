@@ -53,6 +53,39 @@ test('a checker that may only write the FIFO (0602), or in a directory it cannot
   }
 });
 
+test('a checker that may only write the FIFO, in a directory it cannot read, while its holder leaves cleanly (name first, then reader): alive, absent, never a death', { skip: !root && 'needs root (setpriv)' }, async (t) => {
+  // Such a checker can watch neither the FIFO nor its directory (EACCES): the path is polled, and only
+  // its write end's EPOLLERR comes as an event. Nothing orders that death against the name's removal
+  // before it (within one poll); the death was put first, as if the holder had crashed before its
+  // FIFO was removed: a clean stop read as a crash.
+  const dir = join(tmp(t), 'closed');
+  mkdirSync(dir);
+  chmodSync(join(dir, '..'), 0o755);
+  const runnerBin = compileC('runner');
+  for (let i = 0; i < 3; i++) {
+    const fifo = join(dir, `w${i}`);
+    chmodSync(dir, 0o755);
+    execFileSync('mkfifo', ['-m', '0602', fifo]);
+    chmodSync(dir, 0o711); // searchable, not readable
+    const runner = await start(t, runnerBin, [fifo, '60']);
+    const watcher = child(
+      t,
+      `import { watch } from ${INDEX};
+       const w = watch(process.argv[1]);
+       w.on('change', (e) => console.log(JSON.stringify({ target: 'w', state: e.state })));`,
+      [fifo],
+      { wrap: AS_NOBODY },
+    );
+    await watcher.until((l) => statesOf(l, 'w').at(-1) === 'alive', 'alive');
+    rmSync(fifo); // the name leaves first, while it is held (as hold().close() and run do)
+    await kill(runner); // then the reader, before the next poll (25 ms) most of the time
+    await watcher.until((l) => statesOf(l, 'w').at(-1) === 'absent', 'absent');
+    await new Promise((r) => setTimeout(r, 100)); // anything reported late comes now
+    assert.deepEqual(statesOf(watcher.lines, 'w'), ['alive', 'absent'], `round ${i}`);
+    watcher.kill('SIGKILL');
+  }
+});
+
 /** `proc-alive watch target` from `bin`, with `shell` run first: { c, out(), stderr() }. */
 async function watchCli(t, bin, target, shell = '') {
   const c = await start(t, 'sh', ['-c', `${shell} exec "${process.execPath}" "${bin}" watch "${target}"`], { stdio: ['ignore', 'pipe', 'pipe'] });
