@@ -72,14 +72,19 @@ export async function chaos({ seconds = 60, limits = true, log = () => {} } = {}
     truth.set(t, { state: 'absent', log: [{ state: 'absent', evidenced: false, t: now() }] });
   }
   let pointee = join(E, 'a');
+  let swappedAt; // when the link last changed what it points to (undefined: never)
   /** A change of target `path` to `state`; the link follows what it points to. */
-  const set = (path, state, evidenced, op) => {
+  const set = (path, state, evidenced, op, swap) => {
     const tr = truth.get(path);
     if (tr.state !== state) {
       tr.state = state;
-      tr.log.push({ state, evidenced, t: now(), op });
+      tr.log.push({ state, evidenced, t: now(), op, swap });
     }
-    if (path === pointee) set(link, state, evidenced, op);
+    // What happens to the new pointee is the link's only once the watcher has followed the swap: until
+    // it looks again, it watches the old one, and no event names the new one for it (IN_DELETE of E/b
+    // is not news for a link that, as far as it knows, names E/a). The judge requires such a state
+    // only of a watcher that reported the link after the swap.
+    if (path === pointee) set(link, state, evidenced, op, swappedAt);
   };
   /** A new reader on the same FIFO clears its EPOLLERR: the death before it was not kept by the kernel. */
   const deathNotKept = (path) => {
@@ -368,6 +373,7 @@ export async function chaos({ seconds = 60, limits = true, log = () => {} } = {}
     symlinkSync(next, `${link}.new`);
     renameSync(`${link}.new`, link);
     pointee = next;
+    swappedAt = now();
     set(link, truth.get(next).state, false, op);
   };
 
@@ -546,7 +552,9 @@ function judge(log, reports, inc, strict, member) {
   // reader's close): one that had reported it alive before it died. A watcher that was stopped while
   // the holder started learns of the start from IN_OPEN, but holds nothing of it.
   const heldAlive = (i) => T[i].state !== 'dead' || (i > 0 && reports.some((r) => r.state === 'alive' && r.t > T[i - 1].t && r.t < T[i].t));
-  const required = T.map((e, i) => strict && e.evidenced && i > 0 && e.t > (inc.readyAt ?? inc.start) && !(inc.killed && e.t > lastReport) && !inGap(i) && heldAlive(i));
+  // A pointee's change after a swap: required once the watcher has reported the link since the swap.
+  const followedSwap = (i) => T[i].swap === undefined || reports.some((r) => r.t > T[i].swap && r.t < T[i].t);
+  const required = T.map((e, i) => strict && e.evidenced && i > 0 && e.t > (inc.readyAt ?? inc.start) && !(inc.killed && e.t > lastReport) && !inGap(i) && heldAlive(i) && followedSwap(i));
   // A directory's entry that never existed in the watcher's time has no report at all: absent.
   if (R.length === 0) {
     const ok = T.every((e, i) => !required[i] || e.state === 'absent');
