@@ -189,7 +189,11 @@ test('a runsv the watcher did not start is noticed coming up and going down', { 
   });
   await kill(sup);
   await r.until(() => lastState(r) === 'dead', 'runsv gone');
-  assert.deepEqual(r.states(), ['absent', 'alive', 'dead']);
+  // runsv makes supervise/ok, then opens it: a watcher that looks in between (a loaded machine) truly
+  // sees it dead first.
+  const states = r.states();
+  if (states[1] === 'dead') states.splice(1, 1);
+  assert.deepEqual(states, ['absent', 'alive', 'dead'], r.states().join(' '));
 });
 
 test('async iteration, close() ends it; AbortSignal closes the watcher', async (t) => {
