@@ -43,7 +43,9 @@
 // IN_CLOSE_NOWRITE, which only a reader's close raises (checkers open for writing): the death is placed
 // where the last reader closed among its name's events; a death after its name was removed or replaced
 // concerns a FIFO that was no longer this path's, and is not reported. Without that close in the same
-// harvest, the death goes first (every holder closes before it removes its FIFO).
+// harvest, the death goes first if the close came in an earlier one, or if the path still names that
+// FIFO; else (the FIFO could not be watched: polled) nothing orders it against the name's removal, and
+// it is not reported: a clean stop (name first, then reader) is never a death.
 
 import * as fs from 'node:fs';
 import { basename, dirname, join, resolve as resolvePath } from 'node:path';
@@ -344,6 +346,13 @@ class Monitor {
   #seenMark = 0;
   /** The marker placed in this turn of the event loop, which every look of the turn comes after; 0: none. */
   #turnMark = 0;
+  /**
+   * Alive FIFOs whose reader's close (IN_CLOSE_NOWRITE, while the path still named them) came in a
+   * batch without their EPOLLERR: the kernel queues the close just before it releases the reader
+   * (__fput: fsnotify_close, then the pipe's release), so the death may come in the next batch, after
+   * a removal of the name that followed it. Cleared with the write end, or once the death is handled.
+   */
+  readonly #closed = new WeakSet<Followed>();
   /** IN_MOVED_FROM of `.<name>.<digits>.new` names, by cookie, until their IN_MOVED_TO comes. */
   readonly #moves = new Map<number, { wd: number; name: string }>();
   /**
@@ -826,6 +835,7 @@ class Monitor {
       closeWriter(w.fd);
       return serial;
     }
+    this.#closed.delete(f);
     f.writer = w.fd;
     f.serial = serial;
     f.dev = w.dev;
@@ -979,7 +989,7 @@ class Monitor {
       if (t.died && f.state === 'alive') {
         if (t.closedAt >= 0) {
           if (!t.closedRenamed) t.evidence.splice(t.closedAt, 0, 'dead');
-        } else if (look.held) t.evidence.unshift('dead');
+        } else if (look.held || this.#closed.has(f)) t.evidence.unshift('dead');
         // Else no close placed it and the path no longer names that FIFO: its reader went and its name
         // left (removed, renamed over, its directory moved away) in one interval with nothing to order
         // them, which happens only where the FIFO itself cannot be watched (EACCES for a write-only
@@ -987,6 +997,8 @@ class Monitor {
         // and a removal can come in either order. Not proven the path's: not reported, rather than a
         // death invented for every clean stop.
       }
+      if (t.died) this.#closed.delete(f);
+      else if (t.closedAt >= 0 && !t.closedRenamed && f.writer >= 0) this.#closed.add(f);
       this.#report(f, t.evidence, look);
     }
     for (const [f, names] of entries) {
