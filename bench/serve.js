@@ -7,6 +7,7 @@
 //   BENCH_REQUESTS (default 3000) requests per round and server
 //   BENCH_CHECKS (default 30)     `proc-alive check` processes per round
 //   BENCH_KILLS (default 50)      SIGKILLs for each notice latency
+//   BENCH_ONLY=memory             run only the last part, memory per served target
 
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
@@ -28,6 +29,8 @@ const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 3000);
 const CHECKS = Number(process.env.BENCH_CHECKS ?? 30);
 const KILLS = Number(process.env.BENCH_KILLS ?? 50);
+/** Targets of the /metrics and memory parts. */
+const N = 10000;
 const TICK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }));
 
 const dir = mkdtempSync(join(tmpdir(), 'proc-alive-bench-serve-'));
@@ -128,7 +131,62 @@ const getKeepAlive = (url) =>
     req.end();
   });
 
+// ---------------------------------------------------------------------------------------------------
+// 5. Memory per served target at 10,000: watch() alone, and serve (the handler behind a server). Each in
+// a fresh process: RSS and JS heap after start, minus before it, after a GC, divided by the targets.
+// The growth includes what does not grow with the targets (the event worker thread, koffi): measured
+// apart on an empty directory, and printed, not subtracted.
+async function memoryPerTarget(big) {
+  const empty = join(dir, 'empty');
+  mkdirSync(empty, { recursive: true });
+  const probe = (body) => `
+    import { watch, serve } from ${INDEX};
+    globalThis.gc();
+    const rss0 = process.memoryUsage().rss;
+    const heap0 = process.memoryUsage().heapUsed;
+    ${body}
+    await new Promise((r) => setTimeout(r, 4000));
+    globalThis.gc();
+    const m = process.memoryUsage();
+    console.log(JSON.stringify({ rss: m.rss - rss0, heap: m.heapUsed - heap0 }));
+    process.exit(0);`;
+  const kinds = [
+    ['watch() alone (the monitor: issue 8)', big, (d) => `const w = watch(${JSON.stringify(d)});`],
+    ['serve() (watch + served set + HTTP server)', big, (d) => `const s = await serve({ targets: [${JSON.stringify(d)}], listen: '127.0.0.1:0' });`],
+    ['watch() of an empty directory (fixed cost: the worker thread, koffi)', empty, (d) => `const w = watch(${JSON.stringify(d)});`],
+    ['serve() of an empty directory (fixed cost)', empty, (d) => `const s = await serve({ targets: [${JSON.stringify(d)}], listen: '127.0.0.1:0' });`],
+  ];
+  const results = [];
+  for (const [name, target, body] of kinds) {
+    const runs = [];
+    for (let i = 0; i < 3; i++) {
+      const child = track(spawn(process.execPath, ['--expose-gc', '--input-type=module', '-e', probe(body(target))], { stdio: ['ignore', 'pipe', 'inherit'] }));
+      const [line] = await once(createInterface({ input: child.stdout }), 'line');
+      runs.push(JSON.parse(line));
+    }
+    results.push([name, median(runs.map((r) => r.rss)), median(runs.map((r) => r.heap))]);
+  }
+  const kib = (bytes) => `${(bytes / 1024).toFixed(2)} KiB`;
+  const mib = (bytes) => `${(bytes / 1048576).toFixed(1)} MiB`;
+  console.log('');
+  console.log(`Memory per served target at ${N.toLocaleString('en')} (all alive), growth after start and a GC, median of 3 processes`);
+  console.log('| what | RSS per target | JS heap per target |');
+  console.log('|---|---:|---:|');
+  for (const [name, rss, heap] of results.slice(0, 2)) console.log(`| ${name} | ${kib(rss / N)} | ${kib(heap / N)} |`);
+  console.log(`| what serve adds | ${kib((results[1][1] - results[0][1]) / N)} | ${kib((results[1][2] - results[0][2]) / N)} |`);
+  for (const [name, rss, heap] of results.slice(2)) console.log(`| ${name}, in all | ${mib(rss)} | ${mib(heap)} |`);
+}
+
 console.log(`proc-alive bench (serve): Node ${process.version}, ${ROUNDS} rounds, ${REQUESTS} requests per round and server; load average ${loadavg().map((x) => x.toFixed(1)).join(' ')}`);
+
+if (process.env.BENCH_ONLY === 'memory') {
+  const big = join(dir, 'big');
+  mkdirSync(big);
+  const bigHolders = await holders(join(big, 't'), N);
+  await memoryPerTarget(big);
+  bigHolders.kill('SIGKILL');
+  process.exit(0);
+}
 
 // ---------------------------------------------------------------------------------------------------
 // 1. Server CPU per probe.
@@ -298,7 +356,6 @@ webHolder.kill('SIGKILL');
 // ---------------------------------------------------------------------------------------------------
 // 4. /metrics at 10,000 targets: render in-process (serve's renderer, and prom-client for the same
 // series), and GET /metrics end to end.
-const N = 10000;
 const big = join(dir, 'big');
 mkdirSync(big);
 const bigHolders = await holders(join(big, 't'), N);
@@ -366,41 +423,7 @@ const bigHolders = await holders(join(big, 't'), N);
   await s.child.exited;
 }
 
-// ---------------------------------------------------------------------------------------------------
-// 5. Memory per served target at 10,000: watch() alone, and serve (the handler behind a server).
-{
-  const probe = (body) => `
-    import { watch, serve } from ${INDEX};
-    globalThis.gc();
-    const rss0 = process.memoryUsage().rss;
-    const heap0 = process.memoryUsage().heapUsed;
-    ${body}
-    await new Promise((r) => setTimeout(r, 4000));
-    globalThis.gc();
-    const m = process.memoryUsage();
-    console.log(JSON.stringify({ rss: (m.rss - rss0) / ${N}, heap: (m.heapUsed - heap0) / ${N} }));
-    process.exit(0);`;
-  const kinds = {
-    'watch() alone (the monitor: issue 8)': `const w = watch(${JSON.stringify(big)});`,
-    'serve() (watch + served set + HTTP server)': `const s = await serve({ targets: [${JSON.stringify(big)}], listen: '127.0.0.1:0' });`,
-  };
-  const results = [];
-  for (const [name, body] of Object.entries(kinds)) {
-    const runs = [];
-    for (let i = 0; i < 3; i++) {
-      const child = track(spawn(process.execPath, ['--expose-gc', '--input-type=module', '-e', probe(body)], { stdio: ['ignore', 'pipe', 'inherit'] }));
-      const [line] = await once(createInterface({ input: child.stdout }), 'line');
-      runs.push(JSON.parse(line));
-    }
-    results.push([name, median(runs.map((r) => r.rss)), median(runs.map((r) => r.heap))]);
-  }
-  console.log('');
-  console.log(`Memory per served target at ${N.toLocaleString('en')} (all alive), growth after start and a GC, median of 3 processes`);
-  console.log('| what | RSS per target | JS heap per target |');
-  console.log('|---|---:|---:|');
-  for (const [name, rss, heap] of results) console.log(`| ${name} | ${(rss / 1024).toFixed(2)} KiB | ${(heap / 1024).toFixed(2)} KiB |`);
-  console.log(`| what serve adds | ${((results[1][1] - results[0][1]) / 1024).toFixed(2)} KiB | ${((results[1][2] - results[0][2]) / 1024).toFixed(2)} KiB |`);
-}
+await memoryPerTarget(big);
 bigHolders.kill('SIGKILL');
 console.log('');
 console.log(`load average at the end: ${loadavg().map((x) => x.toFixed(1)).join(' ')}`);

@@ -1,5 +1,6 @@
 // The served targets as Prometheus metrics: the text exposition format 0.0.4 and OpenMetrics 1.0.0,
-// rendered straight from the served set (each target's label is escaped once, when it is first served).
+// rendered straight from the served set (each target's label value is escaped once, when it is first
+// served, and kept apart only where escaping changed it).
 
 import { promises as fsp, readdirSync, readFileSync } from 'node:fs';
 import type { ServedSet, Slot } from './served.js';
@@ -81,23 +82,23 @@ export function renderMetrics(
   };
 
   family('proc_alive_up', 'gauge', HELP.up);
-  for (const s of slots) out += `proc_alive_up{${s.label}} ${s.state === 'alive' ? 1 : 0}\n`;
+  for (const s of slots) out += `proc_alive_up{target="${s.labelValue}"} ${s.state === 'alive' ? 1 : 0}\n`;
 
   family('proc_alive_state', 'gauge', HELP.state);
   for (const s of slots) {
-    for (const state of STATES) out += `proc_alive_state{${s.label},state="${state}"} ${s.state === state ? 1 : 0}\n`;
+    for (const state of STATES) out += `proc_alive_state{target="${s.labelValue}",state="${state}"} ${s.state === state ? 1 : 0}\n`;
   }
 
   family('proc_alive_deaths_total', 'counter', HELP.deaths);
-  for (const s of slots) out += `proc_alive_deaths_total{${s.label}} ${s.deaths}\n`;
+  for (const s of slots) out += `proc_alive_deaths_total{target="${s.labelValue}"} ${s.deaths}\n`;
 
   family('proc_alive_last_change_timestamp_seconds', 'gauge', HELP.change, 'seconds');
-  for (const s of slots) if (s.time > 0) out += `proc_alive_last_change_timestamp_seconds{${s.label}} ${seconds(s.time)}\n`;
+  for (const s of slots) if (s.time > 0) out += `proc_alive_last_change_timestamp_seconds{target="${s.labelValue}"} ${seconds(s.time)}\n`;
 
   family('proc_alive_holder_start_time_seconds', 'gauge', HELP.started, 'seconds');
   for (const s of slots) {
     const started = holderStart(s);
-    if (started !== undefined) out += `proc_alive_holder_start_time_seconds{${s.label}} ${seconds(started)}\n`;
+    if (started !== undefined) out += `proc_alive_holder_start_time_seconds{target="${s.labelValue}"} ${seconds(started)}\n`;
   }
 
   if (options.counters !== undefined) {
@@ -153,7 +154,7 @@ export function metricFamilies(served: ServedSet): MetricFamily[] {
 
 /** A name as shown in a label: the label's text before the format's own escaping. */
 function displayName(s: Slot): string {
-  return s.label.slice('target="'.length, -1).replace(/\\(["\\])/g, '$1');
+  return s.labelValue.replace(/\\(["\\])/g, '$1');
 }
 
 interface ProcessFamily {

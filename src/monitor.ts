@@ -153,9 +153,11 @@ class DirWatch {
 /** A FIFO watched for IN_OPEN (dead) or IN_CLOSE_NOWRITE (alive), by whoever follows it (one watch per inode). */
 class FifoWatch {
   wd: number;
-  users: Followed[] = [];
-  constructor(wd: number) {
+  /** One user (nearly always: one path per FIFO), or several: no array per FIFO for the common case. */
+  users: Followed | Followed[];
+  constructor(wd: number, user: Followed) {
     this.wd = wd;
+    this.users = user;
   }
 }
 
@@ -819,10 +821,9 @@ class Monitor {
       return 'EAGAIN';
     }
     if (w === undefined) {
-      w = new FifoWatch(wd);
+      w = new FifoWatch(wd, f);
       this.#watches.set(wd, w);
-    }
-    if (!w.users.includes(f)) w.users = [...w.users, f];
+    } else if (!has(w.users, f)) w.users = Array.isArray(w.users) ? [...w.users, f] : [w.users, f];
     if (f.fifo !== null && f.fifo !== w) this.#unuseFifo(f.fifo, f);
     f.fifo = w;
     return w;
@@ -868,9 +869,12 @@ class Monitor {
   }
 
   #unuseFifo(w: FifoWatch, f: Followed): void {
-    if (!w.users.includes(f)) return;
-    w.users = w.users.filter((u) => u !== f);
-    if (w.users.length === 0) this.#drop(w);
+    const users = w.users;
+    if (users === f) this.#drop(w);
+    else if (Array.isArray(users) && users.includes(f)) {
+      const rest = users.filter((u) => u !== f);
+      w.users = rest.length === 1 ? (rest[0] as Followed) : rest;
+    }
   }
 
   #unuseWhole(w: DirWatch, f: Followed): void {
@@ -1050,7 +1054,7 @@ class Monitor {
       const fresh = (f: Followed): boolean => f.changeMark <= this.#seenMark;
       if (w instanceof FifoWatch) {
         if (e.mask & IN.IGNORED) this.#forget(w);
-        for (const f of w.users) {
+        for (const f of Array.isArray(w.users) ? w.users : [w.users]) {
           if (!fresh(f)) continue;
           const t = touch(f);
           // A reader's close places the death among the evidence. After an entry on the way was removed

@@ -23,8 +23,12 @@ export const MAX_DEPARTED = 10_000;
 /** One served name. Kept small: 10,000 of them must fit in a few MiB. */
 export class Slot {
   readonly name: string;
-  /** `target="<name>"`, escaped for the exposition formats, made once. */
-  readonly label: string;
+  /**
+   * The name as a label value, escaped for the exposition formats, where that is not the name itself
+   * (rare: names are plain file names), else null: no second string per target, and no
+   * `target="..."` string kept either (the renderer writes those characters around it).
+   */
+  readonly #escaped: string | null;
   /** The watcher's key for the target that owns the name (the target as given, or a member's path). */
   owner: string;
   /** The target to ask for a holder record (a bare name, a path, a service directory). */
@@ -50,7 +54,18 @@ export class Slot {
     this.name = name;
     this.owner = owner;
     this.statusTarget = statusTarget;
-    this.label = `target="${labelValue(name)}"`;
+    const escaped = labelValue(name);
+    this.#escaped = escaped === name ? null : escaped;
+  }
+
+  /** The name as a label value (escaped for the exposition formats), between the quotes of `target="..."`. */
+  get labelValue(): string {
+    return this.#escaped ?? this.name;
+  }
+
+  /** `target="<name>"`, escaped for the exposition formats. */
+  get label(): string {
+    return `target="${this.labelValue}"`;
   }
 
   /** The JSON form (the fields of a watch event, with the served name as `target`). */
@@ -92,10 +107,17 @@ const REREAD_OTHER_MS = [1000];
 /** Holder records read at once, at most. */
 const READ_CONCURRENCY = 8;
 
-/** Rereads due later, in the order they were asked for (each queue has one delay, so one timer). */
+/**
+ * Rereads due later, in the order they were asked for (each queue has one delay, so one timer). Kept as
+ * three flat arrays rather than an object per reread: a start with 10,000 alive targets queues 20,000
+ * of them, and objects living that long grow V8's young generation for good.
+ */
 interface Later {
   delay: number;
-  items: Array<{ slot: Slot; generation: number; due: number }>;
+  slots: Slot[];
+  generations: number[];
+  /** When each is due (clock()): an array of doubles only, stored unboxed. */
+  dues: number[];
   timer: NodeJS.Timeout | null;
 }
 
@@ -125,7 +147,7 @@ export class ServedSet {
   readonly #toRead = new Set<Slot>();
   readonly #later: Later[] = [...REREAD_ALIVE_MS, ...REREAD_OTHER_MS]
     .filter((d, i, all) => all.indexOf(d) === i)
-    .map((delay) => ({ delay, items: [], timer: null }));
+    .map((delay) => ({ delay, slots: [], generations: [], dues: [], timer: null }));
   #closed = false;
 
   constructor(targets: string[], options: ServedOptions = {}) {
@@ -258,23 +280,28 @@ export class ServedSet {
     const t = clock();
     for (const later of this.#later) {
       if (!(slot.state === 'alive' ? REREAD_ALIVE_MS : REREAD_OTHER_MS).includes(later.delay)) continue;
-      later.items.push({ slot, generation: slot.generation, due: t + later.delay });
+      later.slots.push(slot);
+      later.generations.push(slot.generation);
+      later.dues.push(t + later.delay);
       this.#arm(later);
     }
   }
 
   #arm(later: Later): void {
-    if (later.timer !== null || later.items.length === 0) return;
-    const head = later.items[0] as Later['items'][number];
+    if (later.timer !== null || later.slots.length === 0) return;
     later.timer = setTimeout(() => {
       later.timer = null;
       const t = clock();
       let n = 0;
-      while (n < later.items.length && (later.items[n] as Later['items'][number]).due <= t) n++;
-      for (const { slot, generation } of later.items.splice(0, n)) if (slot.generation === generation) this.#toRead.add(slot);
+      while (n < later.dues.length && (later.dues[n] as number) <= t) n++;
+      const generations = later.generations.splice(0, n);
+      later.dues.splice(0, n);
+      later.slots.splice(0, n).forEach((slot, i) => {
+        if (slot.generation === generations[i]) this.#toRead.add(slot);
+      });
       this.#pump();
       this.#arm(later);
-    }, Math.max(0, head.due - clock()));
+    }, Math.max(0, (later.dues[0] as number) - clock()));
     later.timer.unref();
   }
 
@@ -345,7 +372,7 @@ export class ServedSet {
     for (const later of this.#later) {
       if (later.timer !== null) clearTimeout(later.timer);
       later.timer = null;
-      later.items.length = 0;
+      later.slots.length = later.generations.length = later.dues.length = 0;
     }
     this.#toRead.clear();
     this.#listeners.clear();
