@@ -132,6 +132,8 @@ export class ServedSet {
   readonly #slots = new Map<string, Slot>();
   /** Targets given by name or path (the watcher reports them under that key): their served name. */
   readonly #explicit = new Map<string, string>();
+  /** The same targets, resolved: a served directory's entry that is one of them is not a second target. */
+  readonly #explicitPaths = new Set<string>();
   /** Directory members whose name another target owns: their last report, in case the owner leaves. */
   readonly #shadowed = new Map<string, WatchEvent>();
   /** Directories served, as the watcher names them in its reports about them, and resolved. */
@@ -171,6 +173,7 @@ export class ServedSet {
         const name = servedName(target);
         claim(name, path);
         this.#explicit.set(target, name);
+        this.#explicitPaths.add(resolve(path));
         if (!this.#slots.has(name)) this.#slots.set(name, new Slot(name, target, target));
       }
     }
@@ -192,8 +195,11 @@ export class ServedSet {
       return;
     }
     if (this.#dirErrors.size > 0) this.#clearDirError(e.target);
-    const name = this.#explicit.get(e.target) ?? basename(e.target);
     const member = this.#isMember(e.target);
+    // A file given alone and found again in a served directory, spelt otherwise (`sd/x0` and `/srv/sd`):
+    // served once, under the name it was given, and not reported as a second target with its name.
+    if (member && this.#explicitPaths.has(resolve(e.target))) return;
+    const name = this.#explicit.get(e.target) ?? basename(e.target);
     let slot = this.#slots.get(name);
     if (slot === undefined) {
       // A target that appeared in a served directory.

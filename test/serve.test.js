@@ -441,3 +441,20 @@ test('one name in two served directories: the first is served, the other named o
   await until(async () => parsed((await get(`${url}/healthz/web`, { headers: JSON_ACCEPT })).body, 'watch-event').path === join(b, 'web'), 'b/web takes the name');
   assert.equal((await get(`${url}/healthz/web`)).status, 200);
 });
+
+test('a target given alone and inside a served directory, spelt otherwise: served once, under its own name, with no warning', async (t) => {
+  const dir = tmp(t);
+  const sd = join(dir, 'sd');
+  mkdirSync(sd);
+  const runner = await startRunner(t, join(sd, 'x0'));
+  await startRunner(t, join(sd, 'x1'));
+  // `sd/x0` relative to serve's directory, `sd` absolute: one file, two spellings.
+  const { url, child } = await startServe(t, ['sd/x0', sd], { cwd: dir });
+  await until(async () => (await get(`${url}/healthz`)).status === 200, 'both alive');
+  const items = statusItems((await get(`${url}/status`)).body);
+  assert.deepEqual(items.map((s) => s.target).sort(), ['x0', 'x1']);
+  await kill(runner);
+  await until(async () => (await get(`${url}/healthz/x0`)).status === 503, 'x0 dead');
+  assert.equal(parsed((await get(`${url}/healthz/x0`, { headers: JSON_ACCEPT })).body, 'watch-event').state, 'dead');
+  assert.doesNotMatch(child.stderrText(), /not served|two targets/, child.stderrText());
+});
