@@ -989,7 +989,8 @@ class Monitor {
       if (!this.#isFollowed(f) || look === undefined) continue;
       // The death among the other evidence: where its last reader closed, if that is in the batch
       // (dropped if its name was removed or replaced before: then it was no longer this path's FIFO);
-      // else first (the close came before this harvest; every holder closes before it removes its FIFO).
+      // else first, if that close came in an earlier batch (a crash, then a removal) or the path still
+      // names that FIFO.
       if (t.died && f.state === 'alive') {
         if (t.closedAt >= 0) {
           if (!t.closedRenamed) t.evidence.splice(t.closedAt, 0, 'dead');

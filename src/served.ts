@@ -63,11 +63,6 @@ export class Slot {
     return this.#escaped ?? this.name;
   }
 
-  /** `target="<name>"`, escaped for the exposition formats. */
-  get label(): string {
-    return `target="${this.labelValue}"`;
-  }
-
   /** The JSON form (the fields of a watch event, with the served name as `target`). */
   toJSON(): ServedState {
     const out: ServedState = { target: this.name, path: this.path, state: this.state, previous: this.previous, time: this.time };
