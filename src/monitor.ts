@@ -355,6 +355,14 @@ class Monitor {
    * a removal of the name that followed it. Cleared with the write end, or once the death is handled.
    */
   readonly #closed = new WeakSet<Followed>();
+  /**
+   * Write ends and FIFO watches that a look let go of in the batch being handled (the path no longer
+   * names that FIFO, or it had no reader), kept open until the batch is handled: what the kernel queued
+   * about that FIFO before the look (its reader's close, its EPOLLERR), read by the catch-up after it,
+   * must still reach the path. Closed, or let go, once the batch is handled (see #handle).
+   */
+  readonly #leaving: Array<{ f: Followed; fd: number; serial: number }> = [];
+  readonly #leavingFifos: Array<{ w: FifoWatch; f: Followed }> = [];
   /** IN_MOVED_FROM of `.<name>.<digits>.new` names, by cookie, until their IN_MOVED_TO comes. */
   readonly #moves = new Map<number, { wd: number; name: string }>();
   /**
@@ -481,6 +489,7 @@ class Monitor {
 
   /** Drops every write end and watch: they belonged to a source that is gone. */
   #forgetSource(): void {
+    this.#releaseLeaving();
     for (const map of Object.values(this.#followed)) {
       for (const f of map.values()) {
         this.#releaseWriter(f);
@@ -702,7 +711,7 @@ class Monitor {
           if (source !== null) watched(this.#watchFifo(source, f, p, ALIVE_FIFO_MASK));
           break;
         }
-        this.#releaseWriter(f);
+        this.#letGoWriter(f);
         if (fifo && source !== null) watched(this.#watchFifo(source, f, p, DEAD_FIFO_MASK));
         const w = probeWriter(p);
         state = w.state;
@@ -719,9 +728,9 @@ class Monitor {
       state = 'unknown';
       error = err instanceof ProcAliveError ? err : new ProcAliveError('EIO', String(err), { path: f.path, cause: err });
     }
-    if (state !== 'alive') this.#releaseWriter(f);
+    if (state !== 'alive') this.#letGoWriter(f);
     if (state !== 'dead' && state !== 'alive' && f.fifo !== null) {
-      this.#unuseFifo(f.fifo, f);
+      this.#letGoFifo(f.fifo, f);
       f.fifo = null;
     }
     // Most targets have one hop, the path itself in its directory: no array for them.
@@ -729,7 +738,7 @@ class Monitor {
     // Only now are the old watches let go: those still needed were added again above, so no watch is
     // removed and added again (which would lose what happens in between).
     this.#releaseHops(f, oldHops, f.hops);
-    if (oldFifo !== null && oldFifo !== f.fifo) this.#unuseFifo(oldFifo, f);
+    if (oldFifo !== null && oldFifo !== f.fifo) this.#letGoFifo(oldFifo, f);
     if (oldWhole !== undefined && oldWhole !== whole) this.#unuseWhole(oldWhole, f);
     setExtra(f, 'whole', whole);
     if (error !== undefined && LIMIT_CODES.has(error.code)) fail ??= error.code;
@@ -843,6 +852,33 @@ class Monitor {
     f.ino = w.ino;
     this.#writers[w.fd] = f;
     return w.fd;
+  }
+
+  /** Lets go of `f`'s write end: at once outside a batch, else once it is handled (see #leaving). */
+  #letGoWriter(f: Followed): void {
+    if (f.writer < 0) return;
+    if (this.#depth === 0 || this.#source === null) {
+      this.#releaseWriter(f);
+      return;
+    }
+    this.#leaving.push({ f, fd: f.writer, serial: f.serial });
+    f.writer = -1;
+  }
+
+  /** Lets go of a FIFO watch of `f`'s: at once outside a batch, else once it is handled (see #leaving). */
+  #letGoFifo(w: FifoWatch, f: Followed): void {
+    if (this.#depth === 0 || this.#source === null) this.#unuseFifo(w, f);
+    else this.#leavingFifos.push({ w, f });
+  }
+
+  /** Closes the write ends and lets go of the FIFO watches kept while a batch was handled. */
+  #releaseLeaving(): void {
+    for (const { f, fd } of this.#leaving.splice(0)) {
+      this.#source?.unwatchWriter(fd);
+      if (this.#writers[fd] === f && f.writer !== fd) this.#writers[fd] = undefined;
+      closeWriter(fd);
+    }
+    for (const { w, f } of this.#leavingFifos.splice(0)) if (f.fifo !== w) this.#unuseFifo(w, f);
   }
 
   #releaseWriter(f: Followed): void {
@@ -984,6 +1020,12 @@ class Monitor {
       if (more === null || more === undefined) break;
       ({ errored, events } = more);
     }
+    // A write end let go of in this batch whose reader's close was read, its EPOLLERR not (yet): the
+    // write end says at once whether that close was the last reader's.
+    for (const { f, fd } of this.#leaving) {
+      const t = touched.get(f);
+      if (t !== undefined && t.closedAt >= 0 && !t.died && this.#source?.writerLost(fd)) t.died = true;
+    }
     for (const [f, t] of touched) {
       const look = looks.get(f);
       if (!this.#isFollowed(f) || look === undefined) continue;
@@ -1015,7 +1057,10 @@ class Monitor {
     }
     // Kept while an outer batch is still telling its directories' listeners (a target they follow is
     // armed, and handled, inside it).
-    if (--this.#depth === 0) this.#unclaimed = null;
+    if (--this.#depth === 0) {
+      this.#unclaimed = null;
+      this.#releaseLeaving();
+    }
   }
 
   /**
@@ -1032,8 +1077,14 @@ class Monitor {
       return t;
     };
     for (let i = 0; i + 1 < errored.length; i += 2) {
-      const f = this.#writers[errored[i] as number];
-      if (f !== undefined && f.serial === errored[i + 1]) touch(f).died = true;
+      const fd = errored[i] as number;
+      const f = this.#writers[fd];
+      if (f !== undefined && f.writer === fd && f.serial === errored[i + 1]) touch(f).died = true;
+      else {
+        // A write end a look of this batch let go of: its FIFO's death is still the path's news.
+        const gone = this.#leaving.find((l) => l.fd === fd && l.serial === errored[i + 1]);
+        if (gone !== undefined) touch(gone.f).died = true;
+      }
     }
     let overflow = false;
     for (const e of events) {

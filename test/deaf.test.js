@@ -324,3 +324,36 @@ test('a watcher whose main thread is busy while a burst of changes happens repor
   const states = statesOf(c.lines, 'w');
   assert.deepEqual(states.slice(states.indexOf('alive')), ['alive', 'dead', 'absent', 'alive']);
 });
+
+test('a look that finds a FIFO gone before its death was read still reports the death (a crash, then a removal, while the main thread is busy after a wait)', async (t) => {
+  // A wait on the same path sets the FIFO's watch to IN_OPEN for its own look, and its own open is
+  // queued: the worker reads it and posts it. While that batch waits for a busy main thread, the holder
+  // is SIGKILLed and its FIFO removed. The batch's look then found the path gone and let go of the
+  // write end and the FIFO's watch before reading what the kernel had queued since: EPOLLERR and the
+  // reader's close were lost, and a crash read alive → absent.
+  const path = join(tmp(t), 'p');
+  const c = child(
+    t,
+    `import { watch, waitAlive } from ${INDEX};
+     const out = (o) => console.log(JSON.stringify(o));
+     const w = watch(process.argv[1]);
+     w.on('change', (e) => out({ target: 'w', state: e.state }));
+     w.on('ready', () => setTimeout(() => out({ ready: true }), 500));
+     process.stdin.on('data', async () => {
+       await waitAlive(process.argv[1]);
+       out({ busy: true });
+       const end = Date.now() + 1500;
+       while (Date.now() < end);
+     });`,
+    [path],
+  );
+  const runner = await start(t, compileC('runner'), [path, '120']);
+  await c.until((l) => l.some((x) => x.ready) && statesOf(l, 'w').at(-1) === 'alive', 'alive');
+  c.send('go');
+  await c.until((l) => l.some((x) => x.busy), 'busy');
+  await kill(runner); // dead
+  rmSync(path); // then absent, both before the main thread looks
+  await c.until((l) => statesOf(l, 'w').at(-1) === 'absent', 'absent, once the main thread is free');
+  await new Promise((r) => setTimeout(r, 300)); // anything it would still report
+  assert.deepEqual(statesOf(c.lines, 'w'), ['alive', 'dead', 'absent']);
+});
