@@ -325,6 +325,11 @@ export function openAt(d: Dir, name: string, flags: number, expect: Expect, doin
     refuseKind(path, st, expect);
     const fd = fs.openSync(at(d, name), flags | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
     const now = fs.fstatSync(fd);
+    if (now.nlink === 0) {
+      // Removed since the open (as above, with /proc): nothing is there.
+      fs.closeSync(fd);
+      return undefined;
+    }
     if (now.dev !== st.dev || now.ino !== st.ino) {
       fs.closeSync(fd);
       throw new ProcAliveError('ENOTFIFO', 'replaced while being opened', { path });
