@@ -854,21 +854,16 @@ class Monitor {
     return w.fd;
   }
 
-  /** Lets go of `f`'s write end: at once outside a batch, else once it is handled (see #leaving). */
+  /** Lets go of `f`'s write end once the batch a look is part of is handled (see #leaving). */
   #letGoWriter(f: Followed): void {
     if (f.writer < 0) return;
-    if (this.#depth === 0 || this.#source === null) {
-      this.#releaseWriter(f);
-      return;
-    }
     this.#leaving.push({ f, fd: f.writer, serial: f.serial });
     f.writer = -1;
   }
 
-  /** Lets go of a FIFO watch of `f`'s: at once outside a batch, else once it is handled (see #leaving). */
+  /** Lets go of a FIFO watch of `f`'s once the batch a look is part of is handled (see #leaving). */
   #letGoFifo(w: FifoWatch, f: Followed): void {
-    if (this.#depth === 0 || this.#source === null) this.#unuseFifo(w, f);
-    else this.#leavingFifos.push({ w, f });
+    this.#leavingFifos.push({ w, f });
   }
 
   /** Closes the write ends and lets go of the FIFO watches kept while a batch was handled. */
