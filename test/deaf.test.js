@@ -288,31 +288,39 @@ function makeFifos(dir, prefix, n) {
   for (let i = 0; i < names.length; i += 2000) execFileSync('mkfifo', names.slice(i, i + 2000));
 }
 
+/**
+ * A child that watches `path` (lines {target: 'w', state}; {ready} once its event worker surely waits:
+ * until then the main thread reads the kernel's queues itself), and on a line on its stdin runs `first`
+ * (code), says {busy}, and keeps its main thread busy for 1.5 s.
+ */
+function busyWatcher(t, path, first) {
+  return child(
+    t,
+    `import { watch, waitAlive } from ${INDEX};
+     const out = (o) => console.log(JSON.stringify(o));
+     const w = watch(process.argv[1]);
+     w.on('change', (e) => out({ target: 'w', state: e.state }));
+     w.on('ready', () => setTimeout(() => out({ ready: true }), 500));
+     process.stdin.on('data', async () => {
+       ${first}
+       out({ busy: true });
+       const end = Date.now() + 1500;
+       while (Date.now() < end);
+     });`,
+    [path],
+  );
+}
+
 test('a watcher whose main thread is busy while a burst of changes happens reports every state the kernel kept, in order', async (t) => {
   // The event worker reads the kernel's queues while the main thread is busy (an application's loop,
   // or a process stopped just after the worker read). Events it read ahead reached the main thread
   // after the look made for the first batch (which saw the second runner), older than that look's
   // marker, and were dropped: the removal was lost (alive, dead, alive).
   const path = join(tmp(t), 'p');
-  const c = child(
-    t,
-    `import { watch } from ${INDEX};
-     const out = (o) => console.log(JSON.stringify(o));
-     const w = watch(process.argv[1]);
-     w.on('change', (e) => out({ target: 'w', state: e.state }));
-     // Once the event worker surely waits (until then the main thread reads the queues itself).
-     w.on('ready', () => setTimeout(() => out({ ready: true }), 500));
-     process.stdin.on('data', (d) => {
-       const ms = Number(String(d).trim());
-       out({ busy: ms });
-       const end = Date.now() + ms;
-       while (Date.now() < end);
-     });`,
-    [path],
-  );
+  const c = busyWatcher(t, path, '');
   const runner = await start(t, compileC('runner'), [path, '120']);
   await c.until((l) => l.some((x) => x.ready) && statesOf(l, 'w').at(-1) === 'alive', 'alive');
-  c.send('1500');
+  c.send('go');
   await c.until((l) => l.some((x) => x.busy), 'busy');
   await kill(runner); // dead: the worker reads EPOLLERR and posts it
   await new Promise((r) => setTimeout(r, 300));
@@ -332,21 +340,7 @@ test('a look that finds a FIFO gone before its death was read still reports the 
   // write end and the FIFO's watch before reading what the kernel had queued since: EPOLLERR and the
   // reader's close were lost, and a crash read alive → absent.
   const path = join(tmp(t), 'p');
-  const c = child(
-    t,
-    `import { watch, waitAlive } from ${INDEX};
-     const out = (o) => console.log(JSON.stringify(o));
-     const w = watch(process.argv[1]);
-     w.on('change', (e) => out({ target: 'w', state: e.state }));
-     w.on('ready', () => setTimeout(() => out({ ready: true }), 500));
-     process.stdin.on('data', async () => {
-       await waitAlive(process.argv[1]);
-       out({ busy: true });
-       const end = Date.now() + 1500;
-       while (Date.now() < end);
-     });`,
-    [path],
-  );
+  const c = busyWatcher(t, path, 'await waitAlive(process.argv[1]);');
   const runner = await start(t, compileC('runner'), [path, '120']);
   await c.until((l) => l.some((x) => x.ready) && statesOf(l, 'w').at(-1) === 'alive', 'alive');
   c.send('go');
