@@ -289,12 +289,13 @@ function makeFifos(dir, prefix, n) {
 }
 
 /**
- * A child that watches `path` (lines {target: 'w', state}; {ready} once its event worker surely waits:
- * until then the main thread reads the kernel's queues itself), and on a line on its stdin runs `first`
- * (code), says {busy}, and keeps its main thread busy for 1.5 s.
+ * A child that watches `path` (lines {target: 'w', state}) while a C runner holds it. Once the child has
+ * seen it alive and its event worker surely waits (until then the main thread reads the kernel's queues
+ * itself), it runs `first` (code), then keeps its main thread busy for 1.5 s: resolves then, with the
+ * child and the runner.
  */
-function busyWatcher(t, path, first) {
-  return child(
+async function busyWatcher(t, path, first) {
+  const c = child(
     t,
     `import { watch, waitAlive } from ${INDEX};
      const out = (o) => console.log(JSON.stringify(o));
@@ -309,6 +310,11 @@ function busyWatcher(t, path, first) {
      });`,
     [path],
   );
+  const runner = await start(t, compileC('runner'), [path, '120']);
+  await c.until((l) => l.some((x) => x.ready) && statesOf(l, 'w').at(-1) === 'alive', 'alive');
+  c.send('go');
+  await c.until((l) => l.some((x) => x.busy), 'busy');
+  return { c, runner };
 }
 
 test('a watcher whose main thread is busy while a burst of changes happens reports every state the kernel kept, in order', async (t) => {
@@ -317,11 +323,7 @@ test('a watcher whose main thread is busy while a burst of changes happens repor
   // after the look made for the first batch (which saw the second runner), older than that look's
   // marker, and were dropped: the removal was lost (alive, dead, alive).
   const path = join(tmp(t), 'p');
-  const c = busyWatcher(t, path, '');
-  const runner = await start(t, compileC('runner'), [path, '120']);
-  await c.until((l) => l.some((x) => x.ready) && statesOf(l, 'w').at(-1) === 'alive', 'alive');
-  c.send('go');
-  await c.until((l) => l.some((x) => x.busy), 'busy');
+  const { c, runner } = await busyWatcher(t, path, '');
   await kill(runner); // dead: the worker reads EPOLLERR and posts it
   await new Promise((r) => setTimeout(r, 300));
   rmSync(path); // absent: the kernel keeps IN_DELETE
@@ -340,11 +342,7 @@ test('a look that finds a FIFO gone before its death was read still reports the 
   // write end and the FIFO's watch before reading what the kernel had queued since: EPOLLERR and the
   // reader's close were lost, and a crash read alive → absent.
   const path = join(tmp(t), 'p');
-  const c = busyWatcher(t, path, 'await waitAlive(process.argv[1]);');
-  const runner = await start(t, compileC('runner'), [path, '120']);
-  await c.until((l) => l.some((x) => x.ready) && statesOf(l, 'w').at(-1) === 'alive', 'alive');
-  c.send('go');
-  await c.until((l) => l.some((x) => x.busy), 'busy');
+  const { c, runner } = await busyWatcher(t, path, 'await waitAlive(process.argv[1]);');
   await kill(runner); // dead
   rmSync(path); // then absent, both before the main thread looks
   await c.until((l) => statesOf(l, 'w').at(-1) === 'absent', 'absent, once the main thread is free');
