@@ -1011,7 +1011,12 @@ class Monitor {
         looks.set(f, this.#look(f, t.died));
       }
       now = new Set();
-      const more = round < MAX_CATCH_UP ? this.#source?.catchUp() : null;
+      // Only the outermost batch catches up: one armed inside it (a directory's listener following a
+      // name it was told of) that read the queues too would be told of more names, follow them, and
+      // arm them inside itself, deeper for every burst the kernel queued meanwhile (20,000 FIFOs made
+      // at once overflowed the stack). What comes meanwhile waits for the next batch, ordered by the
+      // markers of these looks.
+      const more = round < MAX_CATCH_UP && this.#depth === 1 ? this.#source?.catchUp() : null;
       if (more === null || more === undefined) break;
       ({ errored, events } = more);
     }
