@@ -20,7 +20,8 @@ export interface WorkerData {
   /**
    * Int32Array over it: [0] stop, set to end the worker; [1] go, set once the main thread no longer
    * drains; [2] held, set by the worker when it posts a batch and cleared by the main thread once it has
-   * handled it (see below).
+   * handled it (see below); [3] loaded, set by the worker once past koffi's load, which must not be cut
+   * short (see EventSource's exit listener).
    */
   control: SharedArrayBuffer;
 }
@@ -35,14 +36,21 @@ const d = workerData as WorkerData;
 const port = parentPort;
 if (port === null) throw new Error('kernel-events-worker.js runs as a worker thread only');
 
-const koffi = require(d.koffiPath) as Koffi;
-const lib = koffi.load(d.libName);
-const calls: HarvestCalls = {
-  epoll_wait: lib.func('int epoll_wait(int epfd, void *events, int maxevents, int timeout)'),
-  read: lib.func('long read(int fd, void *buf, unsigned long count)'),
-  errno: () => koffi.errno(),
-};
 const control = new Int32Array(d.control);
+let calls: HarvestCalls;
+try {
+  const koffi = require(d.koffiPath) as Koffi;
+  const lib = koffi.load(d.libName);
+  calls = {
+    epoll_wait: lib.func('int epoll_wait(int epfd, void *events, int maxevents, int timeout)'),
+    read: lib.func('long read(int fd, void *buf, unsigned long count)'),
+    errno: () => koffi.errno(),
+  };
+} finally {
+  // Loaded, or failed to (the error ends this worker): either way past koffi's init.
+  Atomics.store(control, 3, 1);
+  Atomics.notify(control, 3);
+}
 const bufs = harvestBuffers();
 const post = (m: WorkerMessage, transfer: ArrayBuffer[] = []): void => port.postMessage(m, transfer);
 

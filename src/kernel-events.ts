@@ -78,6 +78,9 @@ export interface FdWatch {
 
 const POLLERR = 0x8;
 
+/** How long a process that ends waits for its event worker to finish loading koffi (see EventSource). */
+const LOAD_WAIT_MS = 5000;
+
 /** A path nothing of ours watches (it is not a FIFO, not a directory): markers are put on it. */
 const MARKER_PATH = '/dev/null';
 
@@ -88,10 +91,21 @@ const MARKER_PATH = '/dev/null';
 export class EventSource {
   readonly #c: Calls;
   readonly #fds: { epfd: number; inotifyFd: number; wakeFd: number };
-  readonly #control = new Int32Array(new SharedArrayBuffer(12));
+  readonly #control = new Int32Array(new SharedArrayBuffer(16));
   readonly #worker: Worker;
   readonly #on: SourceEvents;
-  readonly #wake = (): void => this.#interrupt();
+  readonly #wake = (): void => {
+    this.#interrupt();
+    // The process ends (a natural exit or process.exit()): Node stops the worker next. Stopped inside
+    // koffi's module init, whose Node-API calls then fail (the worker's env is stopping), it aborts the
+    // whole process: koffi turns the failure into a C++ exception that napi_throw cannot raise either,
+    // "FATAL ERROR: Error::ThrowAsJavaScriptException napi_throw", SIGABRT. So wait here until the worker
+    // is past its load; it then sees the stop just asked and returns. Only a process that ends within
+    // the worker's first milliseconds waits at all (`run --ready=notify` of a command that ends at once
+    // aborted about one run in 300 on a loaded machine). Bounded: a worker that died unseen (its 'exit'
+    // cannot be delivered now) holds the exit back at most this long.
+    if (Atomics.load(this.#control, 3) === 0) Atomics.wait(this.#control, 3, 0, LOAD_WAIT_MS);
+  };
   readonly #readable = new Map<number, { fd: number; callback: (kind: ReadyKind) => void }>();
   #closed = false;
   #ready = false;

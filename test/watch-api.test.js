@@ -5,9 +5,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { closeSync, constants, cpSync, openSync, readFileSync, readSync, rmSync, symlinkSync, writeFileSync, writeSync } from 'node:fs';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import { tmp, start, startRunner, kill, until, compileC, DIST, ROOT } from './helpers.js';
+import { tmp, start, startRunner, kill, until, compileC, DIST, ROOT, BIN } from './helpers.js';
 import { child, INDEX, statesOf } from './child.js';
 import { watch } from '../dist/index.js';
 import { theMonitor } from '../dist/monitor.js';
@@ -180,4 +180,53 @@ test('watchFd: a callback on the main thread when a pipe becomes readable, and w
   });
   await kill(reader);
   await until(() => gone, 'told the reader is gone');
+});
+
+const NO_GDB = spawnSync('sh', ['-c', 'command -v gdb']).status === 0 ? false : 'needs gdb (.ci/run installs it)';
+
+/**
+ * Runs `node --require <exit marker> ...args` under gdb, which holds the event worker inside koffi's
+ * module init (test/fixtures/hold-worker-init.py) until the process has begun to end. Once the worker
+ * is held, the file `go` (in `dir`) is made: the program ends when it sees it. Returns what the gdb
+ * script and the program printed (HELD, then EXITED <code> or SIGNAL <name>).
+ */
+async function endingWhileTheWorkerLoads(t, dir, args) {
+  const marker = join(dir, 'exiting');
+  const preload = join(dir, 'mark-exit.cjs');
+  writeFileSync(preload, `process.on('exit', () => require('node:fs').writeFileSync(${JSON.stringify(marker)}, ''));\n`);
+  const script = join(ROOT, 'test', 'fixtures', 'hold-worker-init.py');
+  const gdb = await start(t, 'gdb', ['-q', '-nx', '-x', script, '--args', process.execPath, '--require', preload, ...args], {
+    env: { ...process.env, PA_EXIT_MARKER: marker },
+    stdio: ['pipe', 'pipe', 'pipe'], // gdb reads its commands from stdin: kept open, nothing written
+  });
+  let out = '';
+  gdb.stdout.on('data', (d) => (out += d));
+  await until(() => /^HELD$/m.test(out), 'the worker held in koffi\'s init', 60000);
+  writeFileSync(join(dir, 'go'), '');
+  await until(() => /^(EXITED|SIGNAL) /m.test(out), 'the end of the process', 60000);
+  return `${out}${gdb.stderrText()}`;
+}
+
+test('a process that ends while its event worker is inside koffi\'s init ends as it meant to, never SIGABRT (process.exit(), a natural exit)', { skip: NO_GDB }, async (t) => {
+  // process.exit(7) from a program that watches, while the worker loads.
+  const dir = tmp(t);
+  const program = join(dir, 'program.mjs');
+  writeFileSync(
+    program,
+    `import { existsSync } from 'node:fs';
+     import { watch } from ${JSON.stringify(join(DIST, 'index.js'))};
+     watch(${JSON.stringify(join(dir, 'target'))});
+     setInterval(() => existsSync(${JSON.stringify(join(dir, 'go'))}) && process.exit(7), 10);`,
+  );
+  const byExit = await endingWhileTheWorkerLoads(t, dir, [program]);
+  assert.doesNotMatch(byExit, /FATAL ERROR|^SIGNAL /m, byExit);
+  assert.match(byExit, /^EXITED 7$/m, byExit);
+
+  // The wrapper's natural end: `run --ready=notify` starts the worker for the command's socket, and
+  // the command ends before the worker has loaded (one run in about 300 aborted on a loaded machine).
+  const dir2 = tmp(t);
+  const command = `until [ -e ${join(dir2, 'go')} ]; do sleep 0.01; done; exit 5`;
+  const wrapper = await endingWhileTheWorkerLoads(t, dir2, [BIN, 'run', join(dir2, 'p'), '--ready=notify', '--', 'sh', '-c', command]);
+  assert.doesNotMatch(wrapper, /FATAL ERROR|^SIGNAL /m, wrapper);
+  assert.match(wrapper, /^EXITED 5$/m, wrapper);
 });
