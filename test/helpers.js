@@ -38,6 +38,11 @@ export function tmp(t, mode) {
 // A hang guard, not a speed assertion: a check that blocked (a blocking open on a FIFO) would never
 // return. Timings are measured by `npm run bench`, never asserted here.
 export const HANG_GUARD_MS = 2000;
+/**
+ * The same for a synchronous run of something that ends by itself (a wrapper, a program that talks to
+ * ours): a test's own timeout cannot interrupt a spawnSync, and a file blocked in one hangs the run.
+ */
+export const SYNC_GUARD_MS = 30_000;
 
 /** Runs the CLI to completion: { code, stdout, stderr, lines }. */
 export function cli(args, options = {}) {
@@ -76,6 +81,9 @@ export async function start(t, file, args, options = {}) {
   await once(child, 'spawn');
   t.after(() => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    // A grandchild that outlives it (a tracee strace let go, a daemon it started) may hold the other
+    // end of these pipes: open here, they would keep this test file's process from ever exiting.
+    for (const s of child.stdio) s?.destroy();
   });
   return child;
 }
@@ -146,5 +154,5 @@ export function cliAs(uid, dist, args, options = {}) {
 /** Runs a command as another user; returns what it printed (throws if it fails). */
 export function runAs(uid, file, args, options = {}) {
   const [cmd, ...pre] = as(uid);
-  return execFileSync(cmd, [...pre, file, ...args], { encoding: 'utf8', ...options });
+  return execFileSync(cmd, [...pre, file, ...args], { encoding: 'utf8', timeout: SYNC_GUARD_MS, ...options });
 }

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, renameSync, statSync, writeFileSync, chmodSync } from 'node:fs';
 import { join } from 'node:path';
-import { tmp, cli, state, startRunner, start, kill, until, fdOf, DIST, BIN } from './helpers.js';
+import { tmp, cli, state, startRunner, start, kill, until, fdOf, DIST, BIN, SYNC_GUARD_MS } from './helpers.js';
 import { hold, check, checkSync, ProcAliveError } from '../dist/index.js';
 
 const modeOf = (path) => statSync(path).mode & 0o7777;
@@ -158,7 +158,7 @@ test('preload() loads the FFI now, so the first hold() does not; with PROC_ALIVE
     // koffi is loaded through require(): it is in the (process-wide) require cache once loaded.
     const koffiLoaded = () => Object.keys(createRequire(import.meta.url).cache).some((k) => k.includes('/node_modules/koffi/'));
     console.log(JSON.stringify([koffiLoaded(), preload(), koffiLoaded(), preload()]));
-  `], { encoding: 'utf8', env: { ...process.env, ...env } });
+  `], { encoding: 'utf8', env: { ...process.env, ...env }, timeout: SYNC_GUARD_MS });
   const on = probe({});
   assert.equal(on.status, 0, on.stderr);
   assert.deepEqual(JSON.parse(on.stdout), [false, true, true, true], 'not loaded by the import; loaded by preload(); once');

@@ -24,10 +24,10 @@ test('npm pack installs into an empty project: the bin runs and the types check'
   writeFileSync(join(project, 'package.json'), JSON.stringify({ name: 'consumer', private: true, type: 'module' }));
   npm(['install', '--no-audit', '--no-fund', '--prefer-offline', join(out, info.filename)], project);
 
-  const help = spawnSync('npx', ['--no-install', 'proc-alive', '--help'], { cwd: project, encoding: 'utf8' });
+  const help = spawnSync('npx', ['--no-install', 'proc-alive', '--help'], { cwd: project, encoding: 'utf8', timeout: 60_000 });
   assert.equal(help.status, 0, help.stderr);
   assert.match(help.stdout, /^Usage: proc-alive <command>/);
-  const absent = spawnSync('npx', ['--no-install', 'proc-alive', 'check', join(project, 'nothing')], { cwd: project, encoding: 'utf8' });
+  const absent = spawnSync('npx', ['--no-install', 'proc-alive', 'check', join(project, 'nothing')], { cwd: project, encoding: 'utf8', timeout: 60_000 });
   assert.equal(absent.status, 3);
 
   writeFileSync(

@@ -9,7 +9,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, readlinkSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { once } from 'node:events';
 import { join, dirname } from 'node:path';
-import { tmp, cli, state, start, kill, until, compileC, runAs, BIN, NOBODY, AS_ROOT } from './helpers.js';
+import { tmp, cli, state, start, kill, until, compileC, runAs, BIN, NOBODY, AS_ROOT, SYNC_GUARD_MS } from './helpers.js';
 import { hold, sdNotify, statusSync } from '../dist/index.js';
 
 const has = (cmd) => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
@@ -132,10 +132,10 @@ test('--ready=notify: a datagram from a process that is not the command nor its 
   const path = join(dir, 'p');
   const { wrapper, socket, go } = await notifyWrapper(t, dir, path);
   // The test process's child, as root: same user, reaches the socket, is no descendant of the command.
-  const r = spawnSync('systemd-notify', ['--ready'], { env: { ...process.env, NOTIFY_SOCKET: socket }, encoding: 'utf8' });
+  const r = spawnSync('systemd-notify', ['--ready'], { env: { ...process.env, NOTIFY_SOCKET: socket }, encoding: 'utf8', timeout: SYNC_GUARD_MS });
   assert.equal(r.status, 0, r.stderr);
   // And the fixture, which states no credentials (the kernel fills in its own).
-  assert.equal(spawnSync(compileC('notify-send'), [socket, 'READY=1']).status, 0);
+  assert.equal(spawnSync(compileC('notify-send'), [socket, 'READY=1'], { timeout: SYNC_GUARD_MS }).status, 0);
   await until(() => /neither the command nor one of its descendants/.test(wrapper.stderrText()), 'the warning');
   assert.equal(state(path).state, 'absent', "a stranger's READY=1 does not make it alive");
   assert.equal(wrapper.stderrText().split('\n').filter(Boolean).length, 1, 'said once, not per message');
@@ -255,6 +255,7 @@ test('run under a NOTIFY_SOCKET: a crash says no STOPPING=1; the command\'s STAT
   const r = spawnSync(process.execPath, [BIN, 'run', path, '--ready=notify', '--', 'sh', '-c', 'systemd-notify --ready --status=up; systemd-notify --status=failing; exit 5'], {
     env: { ...process.env, NOTIFY_SOCKET: sock },
     encoding: 'utf8',
+    timeout: SYNC_GUARD_MS,
   });
   assert.equal(r.status, 5, r.stderr);
   await until(() => sd.lines().length >= 3, 'three messages');
@@ -323,7 +324,7 @@ test('s6: s6-svwait -U returns only once the command wrapped by `run --notify-fd
   );
   const sup = await start(t, 's6-supervise', [svc]);
   t.after(() => {
-    spawnSync('s6-svc', ['-k', '-dx', svc]);
+    spawnSync('s6-svc', ['-k', '-dx', svc], { timeout: SYNC_GUARD_MS });
     sup.kill('SIGKILL');
   });
   const svwait = await start(t, 's6-svwait', ['-U', svc]);
@@ -334,8 +335,8 @@ test('s6: s6-svwait -U returns only once the command wrapped by `run --notify-fd
   const [code] = await svwait.exited;
   assert.equal(code, 0);
   assert.equal(state(path).state, 'alive', 'alive by the time s6 knew it was ready');
-  assert.match(spawnSync('s6-svstat', [svc], { encoding: 'utf8' }).stdout, /^up .* ready /);
-  spawnSync('s6-svc', ['-d', svc]);
+  assert.match(spawnSync('s6-svstat', [svc], { encoding: 'utf8', timeout: SYNC_GUARD_MS }).stdout, /^up .* ready /);
+  spawnSync('s6-svc', ['-d', svc], { timeout: SYNC_GUARD_MS });
   await until(() => state(path).state === 'absent', 'a clean stop by s6-svc -d');
 });
 

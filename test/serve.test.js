@@ -8,7 +8,7 @@ import { writeFileSync, mkdirSync, statSync, existsSync, chmodSync, readFileSync
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { EventSource } from 'eventsource';
-import { tmp, cli, start, startRunner, kill, until, compileC, BIN } from './helpers.js';
+import { tmp, cli, start, startRunner, kill, until, compileC, BIN, SYNC_GUARD_MS } from './helpers.js';
 import { startServe, get, raw, statusOf, sample } from './serve-helpers.js';
 import { parsed, valid } from './schema.js';
 
@@ -410,7 +410,7 @@ test('--listen unix:PATH: a socket of mode 0600; a stale one is replaced, anythi
 
   if (process.getuid() === 0) {
     // Another user cannot connect: the mode is what stops them.
-    const other = spawnSync('setpriv', ['--reuid=nobody', '--regid=nogroup', '--clear-groups', 'curl', '-s', '-o', '/dev/null', '-w', '%{http_code}', '--unix-socket', sock, 'http://localhost/healthz/web'], { encoding: 'utf8' });
+    const other = spawnSync('setpriv', ['--reuid=nobody', '--regid=nogroup', '--clear-groups', 'curl', '-s', '-o', '/dev/null', '-w', '%{http_code}', '--unix-socket', sock, 'http://localhost/healthz/web'], { encoding: 'utf8', timeout: SYNC_GUARD_MS });
     assert.equal(other.stdout, '000', 'nobody got an answer');
   }
   // A clean stop removes the socket.
