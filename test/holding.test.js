@@ -372,7 +372,7 @@ test('a holder stalled right after it placed its FIFO still notices what was rem
   const path = join(dir, 'a');
   // The second rename(2) is the one that puts the FIFO in place (the first writes the record).
   const [a, aPid] = await underStrace(t, 'rename:delay_exit=3000000:when=2', ['run', path, '30']);
-  await until(() => traceStopped(aPid) && existsSync(path), 'A stalled with its FIFO in place');
+  await until(() => traceStopped(aPid) && existsSync(path), 'A stalled with its FIFO in place', 60_000); // node under strace -f starts slowly on a loaded machine
   rmSync(path);
   rmSync(join(dir, '.a.lock'));
   const b = await startRunner(t, path, ['30']);
@@ -390,7 +390,7 @@ test('a shared holder that leaves while another starts never leaves the FIFO wit
   const seen = await checkedDuring(t, path, async () => {
     // The newcomer stalls right after taking its shared lock: the leaver sees it, and is not the last.
     const [n, nPid] = await underStrace(t, 'flock:delay_exit=1500000:when=1', ['run', '--shared', path, '30']);
-    await until(() => traceStopped(nPid), 'the newcomer holds the shared lock, stalled');
+    await until(() => traceStopped(nPid), 'the newcomer holds the shared lock, stalled', 60_000);
     await kill(leaver, 'SIGTERM');
     await until(() => !traceStopped(nPid) && state(path).state === 'alive', 'the newcomer holds');
     process.kill(nPid, 'SIGTERM');
