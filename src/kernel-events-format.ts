@@ -39,6 +39,16 @@ export const EPOLL = {
 export const O_CLOEXEC = 0o2000000; // EPOLL_CLOEXEC, IN_CLOEXEC and EFD_CLOEXEC have the same value
 export const O_NONBLOCK = 0o4000; // IN_NONBLOCK, EFD_NONBLOCK
 export const EINTR = 4;
+
+/** The event worker's koffi load, in its control slot 3 (see EventSource's exit listener). */
+export const LOAD = {
+  notBegun: 0,
+  loading: 1,
+  /** Loaded, or failed to: either way past koffi's init. */
+  done: 2,
+  /** The process ends before the load began: the worker loads nothing and ends. */
+  cancelled: 3,
+} as const;
 export const EAGAIN = 11;
 
 // struct epoll_event is packed on x86-64 (12 bytes, data at offset 4) and naturally aligned elsewhere

@@ -7,7 +7,7 @@
 // it has its own koffi, bound to the same libc the main thread loaded.
 
 import { parentPort, workerData } from 'node:worker_threads';
-import { EINTR, harvest, harvestBuffers, type HarvestCalls } from './kernel-events-format.js';
+import { EINTR, LOAD, harvest, harvestBuffers, type HarvestCalls } from './kernel-events-format.js';
 import type { Koffi } from './kernel.js';
 
 /** What kernel-events.ts hands the worker. */
@@ -20,8 +20,8 @@ export interface WorkerData {
   /**
    * Int32Array over it: [0] stop, set to end the worker; [1] go, set once the main thread no longer
    * drains; [2] held, set by the worker when it posts a batch and cleared by the main thread once it has
-   * handled it (see below); [3] loaded, set by the worker once past koffi's load, which must not be cut
-   * short (see EventSource's exit listener).
+   * handled it (see below); [3] the state of the worker's koffi load (LOAD), which an ending process
+   * must not cut short (see EventSource's exit listener).
    */
   control: SharedArrayBuffer;
 }
@@ -37,6 +37,8 @@ const port = parentPort;
 if (port === null) throw new Error('kernel-events-worker.js runs as a worker thread only');
 
 const control = new Int32Array(d.control);
+// The process is already ending: load nothing (Node stops this worker next).
+if (Atomics.compareExchange(control, 3, LOAD.notBegun, LOAD.loading) !== LOAD.notBegun) process.exit(0);
 let calls: HarvestCalls;
 try {
   const koffi = require(d.koffiPath) as Koffi;
@@ -48,7 +50,7 @@ try {
   };
 } finally {
   // Loaded, or failed to (the error ends this worker): either way past koffi's init.
-  Atomics.store(control, 3, 1);
+  Atomics.store(control, 3, LOAD.done);
   Atomics.notify(control, 3);
 }
 const bufs = harvestBuffers();

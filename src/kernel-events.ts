@@ -22,6 +22,7 @@ import {
   EPOLL,
   EVENT_SIZE,
   IN,
+  LOAD,
   O_CLOEXEC,
   O_NONBLOCK,
   epollEvent,
@@ -101,11 +102,14 @@ export class EventSource {
     // whole process: koffi turns the failure into a C++ exception that napi_throw cannot raise either,
     // "FATAL ERROR: Error::ThrowAsJavaScriptException napi_throw", SIGABRT (node-addon-api's
     // ThrowAsJavaScriptException in a stopping env, nodejs/node-addon-api#902). So wait here until the worker
-    // is past its load; it then sees the stop just asked and returns. Only a process that ends within
-    // the worker's first milliseconds waits at all (`run --ready=notify` of a command that ends at once
+    // is past its load; it then sees the stop just asked and returns. A worker that has not begun its
+    // load is told not to (stopped while it boots, it is no harm), so only an end that falls within the
+    // load itself waits, a few milliseconds (`run --ready=notify` of a command that ends at once
     // aborted about one run in 300 on a loaded machine). Bounded: a worker that died unseen (its 'exit'
     // cannot be delivered now) holds the exit back at most this long.
-    if (Atomics.load(this.#control, 3) === 0) Atomics.wait(this.#control, 3, 0, LOAD_WAIT_MS);
+    if (Atomics.compareExchange(this.#control, 3, LOAD.notBegun, LOAD.cancelled) === LOAD.loading) {
+      Atomics.wait(this.#control, 3, LOAD.loading, LOAD_WAIT_MS);
+    }
   };
   readonly #readable = new Map<number, { fd: number; callback: (kind: ReadyKind) => void }>();
   #closed = false;
