@@ -46,7 +46,7 @@ export const LOAD = {
   loading: 1,
   /** Loaded, or failed to: either way past koffi's init. */
   done: 2,
-  /** The process ends before the load began: the worker loads nothing and ends. */
+  /** The process ends, or the source is closed, before the load began: the worker loads nothing, ends. */
   cancelled: 3,
 } as const;
 export const EAGAIN = 11;

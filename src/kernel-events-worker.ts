@@ -37,7 +37,7 @@ const port = parentPort;
 if (port === null) throw new Error('kernel-events-worker.js runs as a worker thread only');
 
 const control = new Int32Array(d.control);
-// The process is already ending: load nothing (Node stops this worker next).
+// The process is already ending, or the source was closed: load nothing, end.
 if (Atomics.compareExchange(control, 3, LOAD.notBegun, LOAD.loading) !== LOAD.notBegun) process.exit(0);
 let calls: HarvestCalls;
 try {

@@ -106,9 +106,17 @@ export class EventSource {
     // load is told not to (stopped while it boots, it is no harm), so only an end that falls within the
     // load itself waits, a few milliseconds (`run --ready=notify` of a command that ends at once
     // aborted about one run in 300 on a loaded machine). Bounded: a worker that died unseen (its 'exit'
-    // cannot be delivered now) holds the exit back at most this long.
+    // cannot be delivered now) holds the exit back at most this long, and then this line says why the
+    // abort that may follow happened. Not covered: a thread that ends with no 'exit' event, such as a
+    // worker of the application's stopped by terminate() (README, Limits).
     if (Atomics.compareExchange(this.#control, 3, LOAD.notBegun, LOAD.cancelled) === LOAD.loading) {
-      Atomics.wait(this.#control, 3, LOAD.loading, LOAD_WAIT_MS);
+      if (Atomics.wait(this.#control, 3, LOAD.loading, LOAD_WAIT_MS) === 'timed-out') {
+        try {
+          fs.writeSync(2, `proc-alive: the event worker was still loading koffi ${LOAD_WAIT_MS / 1000} s after this process began to end; ending anyway\n`);
+        } catch {
+          // stderr closed: nothing to say it on
+        }
+      }
     }
   };
   readonly #readable = new Map<number, { fd: number; callback: (kind: ReadyKind) => void }>();
@@ -381,6 +389,9 @@ export class EventSource {
   close(keepAlive = false): Promise<void> {
     if (!this.#closed) {
       this.#closed = true;
+      // A worker that has not begun loading koffi need not: it ends at once, and an exit soon after
+      // then has no load to wait for (see #wake).
+      Atomics.compareExchange(this.#control, 3, LOAD.notBegun, LOAD.cancelled);
       this.#interrupt();
     }
     // Someone awaits the end: the worker (out of epoll_wait now) keeps the process up until it exits.
