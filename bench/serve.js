@@ -7,7 +7,9 @@
 //   BENCH_REQUESTS (default 3000) requests per round and server
 //   BENCH_CHECKS (default 30)     `proc-alive check` processes per round
 //   BENCH_KILLS (default 50)      SIGKILLs for each notice latency
-//   BENCH_ONLY=memory             run only the last part, memory per served target
+//   BENCH_ONLY=memory             run only the memory per served target
+//   BENCH_ONLY=cycles             run only the memory over kill/restart cycles
+//   BENCH_CYCLES (default 30)     kill/restart cycles of 2,000 holders, for the last part
 
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
@@ -194,6 +196,69 @@ async function memoryTargets() {
   const held = [await holders(join(half, 't'), N / 2)];
   if (!existsSync(join(big, `t${N - 1}`))) held.push(await holders(join(big, 't'), N));
   return { big, half, held };
+}
+
+/**
+ * Memory over time: the library's serve() (test/fixtures/serve-lib.js, with --expose-gc) over 2,000
+ * held targets, all SIGKILLed and held again, `cycles` times. After each chosen cycle, the heap still in
+ * use after a full GC, and RSS. A leak shows as a heap that keeps growing; V8 and malloc settle.
+ */
+async function memoryOverCycles(cycles) {
+  const n = 2000;
+  const d = join(dir, 'cycles');
+  mkdirSync(d);
+  const srv = track(spawn(process.execPath, ['--expose-gc', join(ROOT, 'test', 'fixtures', 'serve-lib.js'), JSON.stringify({ targets: [d] })], { stdio: ['ignore', 'pipe', 'inherit'] }));
+  const lines = [];
+  createInterface({ input: srv.stdout }).on('line', (l) => lines.push(l));
+  const line = async () => {
+    while (lines.length === 0) await new Promise((r) => setTimeout(r, 5));
+    return lines.shift();
+  };
+  const url = await line();
+  const alive = async () => {
+    const text = await (await fetch(`${url}/metrics`)).text();
+    return [...text.matchAll(/^proc_alive_up\{[^}]*\} 1$/gm)].length;
+  };
+  const until = async (goal) => {
+    while ((await alive()) !== goal) await new Promise((r) => setTimeout(r, 50));
+  };
+  const sample = async (label) => {
+    srv.kill('SIGUSR2');
+    const { heap } = JSON.parse(await line());
+    const rss = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${srv.pid}/status`, 'utf8'))[1]) * 1024;
+    return { label, heap, rss };
+  };
+  let held = await holders(join(d, 'x'), n);
+  await until(n);
+  const rows = [await sample('after start')];
+  for (let c = 1; c <= cycles; c++) {
+    held.kill('SIGKILL');
+    await held.exited;
+    await until(0);
+    held = await holders(join(d, 'x'), n);
+    await until(n);
+    if (c === 1 || c % 10 === 0 || c === cycles) rows.push(await sample(`after cycle ${c}`));
+  }
+  held.kill('SIGKILL');
+  srv.kill('SIGTERM');
+  await srv.exited;
+  const mib = (bytes) => `${(bytes / 1048576).toFixed(2)} MiB`;
+  console.log('');
+  console.log(`serve() over ${n.toLocaleString('en')} targets, all SIGKILLed and held again ${cycles} times (${(2 * n).toLocaleString('en')} changes a cycle)`);
+  console.log('| when | JS heap after a full GC | RSS |');
+  console.log('|---|---:|---:|');
+  for (const r of rows) console.log(`| ${r.label} | ${mib(r.heap)} | ${(r.rss / 1048576).toFixed(1)} MiB |`);
+  const tenth = rows.find((r) => r.label === 'after cycle 10');
+  const last = rows.at(-1);
+  if (tenth && last !== tenth) {
+    const per = (last.heap - tenth.heap) / (Number(last.label.split(' ').at(-1)) - 10);
+    console.log(`heap growth from cycle 10 on: ${(per / 1024).toFixed(1)} KiB a cycle`);
+  }
+}
+
+if (process.env.BENCH_ONLY === 'cycles') {
+  await memoryOverCycles(Number(process.env.BENCH_CYCLES ?? 30));
+  process.exit(0);
 }
 
 if (process.env.BENCH_ONLY === 'memory') {
@@ -451,6 +516,7 @@ const bigHolders = await holders(join(big, 't'), N);
 const m = await memoryTargets();
 await memoryPerTarget(m.big, m.half);
 for (const h of [bigHolders, ...m.held]) h.kill('SIGKILL');
+await memoryOverCycles(Number(process.env.BENCH_CYCLES ?? 30));
 console.log('');
 console.log(`load average at the end: ${loadavg().map((x) => x.toFixed(1)).join(' ')}`);
 process.exit(0);
