@@ -37,7 +37,7 @@ export function tmp(t, mode) {
 
 // A hang guard, not a speed assertion: a check that blocked (a blocking open on a FIFO) would never
 // return. Timings are measured by `npm run bench`, never asserted here.
-export const HANG_GUARD_MS = 2000;
+export const HANG_GUARD_MS = 10_000; // generous: a loaded machine can take seconds to start a node
 /**
  * The same for a synchronous run of something that ends by itself (a wrapper, a program that talks to
  * ours): a test's own timeout cannot interrupt a spawnSync, and a file blocked in one hangs the run.
@@ -59,8 +59,11 @@ export function state(path, env) {
   return { code: r.code, state: line ? parsed(line, 'check').state : undefined, stderr: r.stderr };
 }
 
-/** Polls `fn` until it returns true; fails after `ms`. For waiting on a process we did not start. */
-export async function until(fn, what, ms = 10000) {
+/**
+ * Polls `fn` until it returns true; fails after `ms`. For waiting on a process we did not start. A hang
+ * guard too: generous, since what it waits for never comes when something is wrong.
+ */
+export async function until(fn, what, ms = 30_000) {
   const end = Date.now() + ms;
   while (Date.now() < end) {
     if (await fn()) return;
