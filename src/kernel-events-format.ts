@@ -39,6 +39,7 @@ export const EPOLL = {
 export const O_CLOEXEC = 0o2000000; // EPOLL_CLOEXEC, IN_CLOEXEC and EFD_CLOEXEC have the same value
 export const O_NONBLOCK = 0o4000; // IN_NONBLOCK, EFD_NONBLOCK
 export const EINTR = 4;
+export const EAGAIN = 11;
 
 /** The event worker's koffi load, in its control slot 3 (see EventSource's exit listener). */
 export const LOAD = {
@@ -49,7 +50,6 @@ export const LOAD = {
   /** The process ends, or the source is closed, before the load began: the worker loads nothing, ends. */
   cancelled: 3,
 } as const;
-export const EAGAIN = 11;
 
 // struct epoll_event is packed on x86-64 (12 bytes, data at offset 4) and naturally aligned elsewhere
 // (16 bytes, data at offset 8): <sys/epoll.h>, __EPOLL_PACKED.

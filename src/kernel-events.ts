@@ -100,9 +100,9 @@ export class EventSource {
     // The process ends (a natural exit or process.exit()): Node stops the worker next. Stopped inside
     // koffi's module init, whose Node-API calls then fail (the worker's env is stopping), it aborts the
     // whole process: koffi turns the failure into a C++ exception that napi_throw cannot raise either,
-    // "FATAL ERROR: Error::ThrowAsJavaScriptException napi_throw", SIGABRT (node-addon-api's
-    // ThrowAsJavaScriptException in a stopping env, nodejs/node-addon-api#902). So wait here until the worker
-    // is past its load; it then sees the stop just asked and returns. A worker that has not begun its
+    // "FATAL ERROR: Error::ThrowAsJavaScriptException napi_throw", SIGABRT (node-addon-api in a
+    // stopping env, nodejs/node-addon-api#902). So wait here until the worker is past its load; it
+    // then sees the stop just asked and returns. A worker that has not begun its
     // load is told not to (stopped while it boots, it is no harm), so only an end that falls within the
     // load itself waits, a few milliseconds (`run --ready=notify` of a command that ends at once
     // aborted about one run in 300 on a loaded machine). Bounded: a worker that died unseen (its 'exit'
