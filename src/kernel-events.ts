@@ -102,13 +102,13 @@ export class EventSource {
     // whole process: koffi turns the failure into a C++ exception that napi_throw cannot raise either,
     // "FATAL ERROR: Error::ThrowAsJavaScriptException napi_throw", SIGABRT (node-addon-api in a
     // stopping env, nodejs/node-addon-api#902). So wait here until the worker is past its load; it
-    // then sees the stop just asked and returns. A worker that has not begun its
-    // load is told not to (stopped while it boots, it is no harm), so only an end that falls within the
-    // load itself waits, a few milliseconds (`run --ready=notify` of a command that ends at once
-    // aborted about one run in 300 on a loaded machine). Bounded: a worker that died unseen (its 'exit'
-    // cannot be delivered now) holds the exit back at most this long, and then this line says why the
-    // abort that may follow happened. Not covered: a thread that ends with no 'exit' event, such as a
-    // worker of the application's stopped by terminate() (README, Limits).
+    // then sees the stop just asked and returns. A worker that has not begun its load is told not to
+    // (stopped while it boots, it is no harm), so only an end that falls within the load itself waits,
+    // a few milliseconds (`run --ready=notify` of a command that ends at once aborted about one run in
+    // 300 on a loaded machine). Bounded: a worker that died unseen (its 'exit' cannot be delivered
+    // now) holds the exit back at most this long, and then a line on stderr says why the abort that
+    // may follow happened. Not covered: a thread that ends with no 'exit' event, such as a worker of
+    // the application's stopped by terminate() (README, Limits).
     if (Atomics.compareExchange(this.#control, 3, LOAD.notBegun, LOAD.cancelled) === LOAD.loading) {
       if (Atomics.wait(this.#control, 3, LOAD.loading, LOAD_WAIT_MS) === 'timed-out') {
         try {
