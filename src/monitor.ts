@@ -363,6 +363,9 @@ class Monitor {
    */
   readonly #leaving: Array<{ f: Followed; fd: number; serial: number }> = [];
   readonly #leavingFifos: Array<{ w: FifoWatch; f: Followed }> = [];
+  /** The same for the directory watches of a path's chain (hops) and of a directory of targets (whole). */
+  readonly #leavingHops: Array<{ f: Followed; hops: NonNullable<Followed['hops']> }> = [];
+  readonly #leavingWholes: Array<{ w: DirWatch; f: Followed }> = [];
   /** IN_MOVED_FROM of `.<name>.<digits>.new` names, by cookie, until their IN_MOVED_TO comes. */
   readonly #moves = new Map<number, { wd: number; name: string }>();
   /**
@@ -735,11 +738,15 @@ class Monitor {
     }
     // Most targets have one hop, the path itself in its directory: no array for them.
     f.hops = hops.length === 0 ? null : hops.length === 2 && hops[1] === f.path ? (hops[0] as DirWatch) : hops.slice();
-    // Only now are the old watches let go: those still needed were added again above, so no watch is
-    // removed and added again (which would lose what happens in between).
-    this.#releaseHops(f, oldHops, f.hops);
+    // The old watches are let go of only once the batch is handled (#leavingHops): those still needed
+    // were added again above, so no watch is removed and added again (which would lose what happens in
+    // between); and the ones this path no longer goes through (its directory removed or renamed away,
+    // another made in its place) still carry what the kernel queued on them before this look, which the
+    // catch-up reads after it (the removal, once a batch's look has followed the path into the new
+    // directory).
+    if (oldHops !== null && oldHops !== f.hops) this.#leavingHops.push({ f, hops: oldHops }); // (one hop, the same: nothing to let go of)
     if (oldFifo !== null && oldFifo !== f.fifo) this.#letGoFifo(oldFifo, f);
-    if (oldWhole !== undefined && oldWhole !== whole) this.#unuseWhole(oldWhole, f);
+    if (oldWhole !== undefined && oldWhole !== whole) this.#leavingWholes.push({ w: oldWhole, f });
     setExtra(f, 'whole', whole);
     if (error !== undefined && LIMIT_CODES.has(error.code)) fail ??= error.code;
     setExtra(f, 'final', p === f.path ? undefined : p);
@@ -781,8 +788,10 @@ class Monitor {
         const key = spelt === f.path ? f.path : spelt;
         if (hasHop(f, hops, w, key)) return w;
         hops.push(w, key);
-        if (hasHop(f, f.hops, w, key)) return w; // held already: counted once
+        // Held already (by the chain before this look, or by one let go of once the batch is handled):
+        // counted once.
         const users = w.names.get(key);
+        if (users !== undefined && has(users, f)) return w;
         w.names.set(key, users === undefined ? f : Array.isArray(users) ? [...users, f] : [users, f]);
         w.uses++;
         return w;
@@ -866,7 +875,7 @@ class Monitor {
     this.#leavingFifos.push({ w, f });
   }
 
-  /** Closes the write ends and lets go of the FIFO watches kept while a batch was handled. */
+  /** Closes the write ends and lets go of the watches kept while a batch was handled. */
   #releaseLeaving(): void {
     for (const { f, fd } of this.#leaving.splice(0)) {
       this.#source?.unwatchWriter(fd);
@@ -874,6 +883,10 @@ class Monitor {
       closeWriter(fd);
     }
     for (const { w, f } of this.#leavingFifos.splice(0)) if (f.fifo !== w) this.#unuseFifo(w, f);
+    // Against the chain the path has now (none, if it was let go of meanwhile): a hop it still goes
+    // through stays; one let go of by two looks of the batch is let go of once (#releaseHops).
+    for (const { f, hops } of this.#leavingHops.splice(0)) this.#releaseHops(f, hops, f.hops);
+    for (const { w, f } of this.#leavingWholes.splice(0)) if (f.extra?.whole !== w) this.#unuseWhole(w, f);
   }
 
   #releaseWriter(f: Followed): void {

@@ -349,3 +349,54 @@ test('a look that finds a FIFO gone before its death was read still reports the 
   await new Promise((r) => setTimeout(r, 300)); // anything it would still report
   assert.deepEqual(statesOf(c.lines, 'w'), ['alive', 'dead', 'absent']);
 });
+
+test('a directory removed and made again while the main thread is busy: its removal is reported before what is there now', async (t) => {
+  // The worker reads a runner's open of a dead FIFO, then waits while the main thread is busy; meanwhile
+  // the runner is SIGKILLed and the FIFO's directory renamed away, removed and made again with a dead
+  // FIFO. The batch's look followed the path into the new directory and let go at once of the watch of
+  // the old one, before the catch-up read what the kernel had queued on it: the removal was lost (dead,
+  // alive, dead). Seen by the chaos soak, as a watcher SIGSTOPped just after the worker's read. Both a
+  // watch of the directory (its member x) and one of the path itself, in one process.
+  const base = tmp(t);
+  const dir = join(base, 's');
+  const x = join(dir, 'x');
+  const free = join(base, 'free');
+  mkdirSync(dir);
+  execFileSync('mkfifo', [x]);
+  const c = child(
+    t,
+    `import { watch } from ${INDEX};
+     import { existsSync } from 'node:fs';
+     const out = (o) => console.log(JSON.stringify(o));
+     const [dir, x, free] = process.argv.slice(1);
+     let ready = 0;
+     for (const [name, target] of [['dir', dir], ['x', x]]) {
+       const w = watch(target);
+       w.on('change', (e) => out({ target: name, state: e.state }));
+       w.on('ready', () => ++ready === 2 && setTimeout(() => out({ ready: true }), 500));
+     }
+     process.stdin.on('data', () => {
+       out({ busy: true });
+       const end = Date.now() + 30000;
+       while (!existsSync(free) && Date.now() < end);
+       out({ unbusy: true });
+     });`,
+    [dir, x, free],
+  );
+  await c.until((l) => l.some((m) => m.ready) && statesOf(l, 'dir').at(-1) === 'dead' && statesOf(l, 'x').at(-1) === 'dead', 'dead');
+  c.send('go');
+  await c.until((l) => l.some((m) => m.busy), 'busy');
+  const runner = await start(t, compileC('runner'), [x, '120']);
+  await until(() => state(x).state === 'alive', 'the runner');
+  await new Promise((r) => setTimeout(r, 200)); // the worker reads the runner's open, posts it, and waits
+  await kill(runner);
+  renameSync(dir, `${dir}.gone`);
+  rmSync(`${dir}.gone`, { recursive: true });
+  mkdirSync(dir);
+  execFileSync('mkfifo', [x]);
+  writeFileSync(free, '');
+  await c.until((l) => l.some((m) => m.unbusy) && statesOf(l, 'dir').length > 2 && statesOf(l, 'x').length > 2, 'the states after the busy time');
+  await new Promise((r) => setTimeout(r, 300)); // anything it would still report
+  assert.deepEqual(statesOf(c.lines, 'dir'), ['dead', 'alive', 'absent', 'dead']);
+  assert.deepEqual(statesOf(c.lines, 'x'), ['dead', 'alive', 'absent', 'dead']);
+});
