@@ -350,30 +350,26 @@ test('a look that finds a FIFO gone before its death was read still reports the 
   assert.deepEqual(statesOf(c.lines, 'w'), ['alive', 'dead', 'absent']);
 });
 
-test('a directory removed and made again while the main thread is busy: its removal is reported before what is there now', async (t) => {
-  // The worker reads a runner's open of a dead FIFO, then waits while the main thread is busy; meanwhile
-  // the runner is SIGKILLed and the FIFO's directory renamed away, removed and made again with a dead
-  // FIFO. The batch's look followed the path into the new directory and let go at once of the watch of
-  // the old one, before the catch-up read what the kernel had queued on it: the removal was lost (dead,
-  // alive, dead). Seen by the chaos soak, as a watcher SIGSTOPped just after the worker's read. Both a
-  // watch of the directory (its member x) and one of the path itself, in one process.
-  const base = tmp(t);
-  const dir = join(base, 's');
-  const x = join(dir, 'x');
-  const free = join(base, 'free');
-  mkdirSync(dir);
-  execFileSync('mkfifo', [x]);
+/**
+ * Targets `watched` (name → path) are watched by a child, each by its own watch() in one process, and
+ * reported dead. The child's main thread is then made busy; a C runner opens `fifo` (the worker reads
+ * that open and posts it, then waits); the runner is SIGKILLed and `change()` runs; then the main thread
+ * is freed. Returns the states each target was reported in.
+ */
+async function busyAcross(t, watched, fifo, change) {
+  const free = join(tmp(t), 'free');
+  const names = Object.keys(watched);
   const c = child(
     t,
     `import { watch } from ${INDEX};
      import { existsSync } from 'node:fs';
      const out = (o) => console.log(JSON.stringify(o));
-     const [dir, x, free] = process.argv.slice(1);
+     const [free, ...pairs] = process.argv.slice(1);
      let ready = 0;
-     for (const [name, target] of [['dir', dir], ['x', x]]) {
-       const w = watch(target);
-       w.on('change', (e) => out({ target: name, state: e.state }));
-       w.on('ready', () => ++ready === 2 && setTimeout(() => out({ ready: true }), 500));
+     for (let i = 0; i < pairs.length; i += 2) {
+       const w = watch(pairs[i + 1]);
+       w.on('change', (e) => out({ target: pairs[i], state: e.state }));
+       w.on('ready', () => ++ready === pairs.length / 2 && setTimeout(() => out({ ready: true }), 500));
      }
      process.stdin.on('data', () => {
        out({ busy: true });
@@ -381,22 +377,51 @@ test('a directory removed and made again while the main thread is busy: its remo
        while (!existsSync(free) && Date.now() < end);
        out({ unbusy: true });
      });`,
-    [dir, x, free],
+    [free, ...names.flatMap((n) => [n, watched[n]])],
   );
-  await c.until((l) => l.some((m) => m.ready) && statesOf(l, 'dir').at(-1) === 'dead' && statesOf(l, 'x').at(-1) === 'dead', 'dead');
+  await c.until((l) => l.some((m) => m.ready) && names.every((n) => statesOf(l, n).at(-1) === 'dead'), 'dead');
   c.send('go');
   await c.until((l) => l.some((m) => m.busy), 'busy');
-  const runner = await start(t, compileC('runner'), [x, '120']);
-  await until(() => state(x).state === 'alive', 'the runner');
+  const runner = await start(t, compileC('runner'), [fifo, '120']);
+  await until(() => state(fifo).state === 'alive', 'the runner');
   await new Promise((r) => setTimeout(r, 200)); // the worker reads the runner's open, posts it, and waits
   await kill(runner);
-  renameSync(dir, `${dir}.gone`);
-  rmSync(`${dir}.gone`, { recursive: true });
+  change();
+  writeFileSync(free, '');
+  await c.until((l) => l.some((m) => m.unbusy) && names.every((n) => statesOf(l, n).length > 2), 'the states after the busy time');
+  await new Promise((r) => setTimeout(r, 300)); // anything it would still report
+  return Object.fromEntries(names.map((n) => [n, statesOf(c.lines, n)]));
+}
+
+test('a directory removed and made again while the main thread is busy: its removal is reported before what is there now', async (t) => {
+  // The batch's look followed the path into the new directory and let go at once of the watch of the
+  // old one, before the catch-up read what the kernel had queued on it: the removal was lost (dead,
+  // alive, dead). Seen by the chaos soak, as a watcher SIGSTOPped just after the worker's read. Both a
+  // watch of the directory (its member x) and one of the path itself.
+  const dir = join(tmp(t), 's');
+  const x = join(dir, 'x');
   mkdirSync(dir);
   execFileSync('mkfifo', [x]);
-  writeFileSync(free, '');
-  await c.until((l) => l.some((m) => m.unbusy) && statesOf(l, 'dir').length > 2 && statesOf(l, 'x').length > 2, 'the states after the busy time');
-  await new Promise((r) => setTimeout(r, 300)); // anything it would still report
-  assert.deepEqual(statesOf(c.lines, 'dir'), ['dead', 'alive', 'absent', 'dead']);
-  assert.deepEqual(statesOf(c.lines, 'x'), ['dead', 'alive', 'absent', 'dead']);
+  const states = await busyAcross(t, { dir, x }, x, () => {
+    renameSync(dir, `${dir}.gone`);
+    rmSync(`${dir}.gone`, { recursive: true });
+    mkdirSync(dir);
+    execFileSync('mkfifo', [x]);
+  });
+  assert.deepEqual(states, { dir: ['dead', 'alive', 'absent', 'dead'], x: ['dead', 'alive', 'absent', 'dead'] });
+});
+
+test('a link swapped while the main thread is busy: the removal of what it pointed to is reported before what it points to now', async (t) => {
+  // The same, one hop down: the look followed the swapped link to b and let go at once of the old
+  // pointee's entry in its directory, so the removal of a was lost (dead, alive, dead).
+  const dir = tmp(t);
+  const [a, b, link] = ['a', 'b', 'link'].map((n) => join(dir, n));
+  execFileSync('mkfifo', [a, b]);
+  symlinkSync('a', link);
+  const states = await busyAcross(t, { link }, a, () => {
+    rmSync(a);
+    symlinkSync('b', `${link}.new`);
+    renameSync(`${link}.new`, link);
+  });
+  assert.deepEqual(states, { link: ['dead', 'alive', 'absent', 'dead'] });
 });
