@@ -119,6 +119,14 @@ function waitFor(
 }
 
 /**
+ * For `wait --json`: waits as waitAlive (`up`) or waitDead does, and resolves to the last state of each
+ * target, in order (with `any`, the ones not reached may be anything, or null if not seen yet).
+ */
+export function waitStates(targets: string | readonly string[], up: boolean, options?: WaitOptions): Promise<Array<WatchState | null>> {
+  return waitFor(targets, up ? (s) => s === 'alive' : (s) => s !== 'alive', up ? 'alive' : 'down', options) as Promise<unknown> as Promise<Array<WatchState | null>>;
+}
+
+/**
  * Resolves when `target` is alive (at once if it is), or when all of several are (any, with `any`).
  * A directory is a service directory, in the making if it has no `run` or `supervise` yet: its
  * `supervise/ok` is waited for. Rejects with a ProcAliveError: `ETIMEDOUT` after `timeout` ms, naming
@@ -127,14 +135,6 @@ function waitFor(
  * abort reason of `signal`. A path that cannot be watched (no read permission, a limit reached) is
  * polled instead, and never turns a wait into an error.
  */
-/**
- * For `wait --json`: waits as waitAlive (`up`) or waitDead does, and resolves to the last state of each
- * target, in order (with `any`, the ones not reached may be anything, or null if not seen yet).
- */
-export function waitStates(targets: string | readonly string[], up: boolean, options?: WaitOptions): Promise<Array<WatchState | null>> {
-  return waitFor(targets, up ? (s) => s === 'alive' : (s) => s !== 'alive', up ? 'alive' : 'down', options) as Promise<unknown> as Promise<Array<WatchState | null>>;
-}
-
 export async function waitAlive(targets: string | readonly string[], options?: WaitOptions): Promise<void> {
   await waitFor(targets, (s) => s === 'alive', 'alive', options);
 }
