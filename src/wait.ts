@@ -2,7 +2,7 @@
 
 import { checkOptions, targetsArgument } from './arguments.js';
 import { ProcAliveError, type Pending, type WaitTimeoutError } from './errors.js';
-import type { State } from './kernel.js';
+import { probeSync, type State } from './kernel.js';
 import { LIMIT_CODES, theMonitor, type Followed, type Follower, type StateChange, type WatchState } from './monitor.js';
 import { targetPath } from './target.js';
 import { setLongTimeout, type LongTimeout } from './timeout.js';
@@ -21,6 +21,15 @@ export interface WaitOptions {
   any?: boolean;
   /** Do not keep the process alive while waiting (as `timer.unref()`). Default false. */
   unref?: boolean;
+}
+
+/** The state of each path as a check tells it now (as the monitor would: see probe), or null if one cannot be told. */
+function checkedNow(paths: readonly string[]): State[] | null {
+  try {
+    return paths.map((p) => probeSync(p));
+  } catch {
+    return null;
+  }
 }
 
 function waitFor(
@@ -42,6 +51,11 @@ function waitFor(
   }
   const { timeout, signal } = options;
   if (signal?.aborted) return Promise.reject(signal.reason);
+  // Reached already (`wait` in a script, after the service was started): one check per target tells,
+  // with no event source started (a worker thread that loads koffi: about as long again as the check).
+  // A target a check cannot tell, or a goal not reached yet, is followed as below.
+  const now = checkedNow(paths);
+  if (now !== null && (options.any ? now.some(want) : now.every(want))) return Promise.resolve(now);
 
   return new Promise<State[]>((resolve, reject) => {
     const monitor = theMonitor();

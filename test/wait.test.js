@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { readFile } from 'node:fs';
 import { join } from 'node:path';
-import { tmp, cli, state, start, startRunner, kill, compileC, HANG_GUARD_MS, DIST, BIN } from './helpers.js';
+import { tmp, cli, state, start, startRunner, kill, until, compileC, HANG_GUARD_MS, DIST, BIN } from './helpers.js';
 import { child } from './child.js';
 import { parsedLines } from './schema.js';
 import { waitAlive, waitDead, hold, ProcAliveError } from '../dist/index.js';
@@ -32,6 +32,36 @@ test('waits resolve at once when the state already holds, and when it is reached
   const down = waitDead(path);
   await kill(runner);
   assert.deepEqual(await down, ['dead']);
+});
+
+test('a wait already reached starts no event worker (a check tells); one not reached yet does', async (t) => {
+  // The threads of the process before and after each wait (/proc/self/task): the event worker is one
+  // more, and lingers a second after its last user.
+  const dir = tmp(t);
+  const alive = join(dir, 'alive');
+  const runner = await start(t, compileC('runner'), [alive, '30']);
+  await until(() => state(alive).state === 'alive', 'the runner');
+  const r = script(
+    `import { waitAlive, waitDead } from ${INDEX};
+     import { readdirSync } from 'node:fs';
+     const threads = () => readdirSync('/proc/self/task').length;
+     const [alive, absent, later] = process.argv.slice(1);
+     const before = threads();
+     await waitAlive(alive);
+     await waitDead([absent, absent + '2']);
+     await waitAlive([alive, absent], { any: true });
+     const reached = threads();
+     const pending = waitAlive(later, { timeout: 1000 }).catch((e) => e.code);
+     const waiting = threads();
+     console.log(JSON.stringify({ before, reached, waiting, pending: await pending }));`,
+    [alive, join(dir, 'absent'), join(dir, 'later')],
+  );
+  assert.equal(r.code, 0, r.stderr);
+  const { before, reached, waiting, pending } = JSON.parse(r.stdout);
+  assert.equal(reached, before, 'no thread started for waits already reached');
+  assert.ok(waiting > before, `a thread started for a wait not reached (${before} → ${waiting})`);
+  assert.equal(pending, 'ETIMEDOUT');
+  await kill(runner);
 });
 
 test('timeout: ETIMEDOUT naming each target not there yet and its last state; abort: the signal reason', async (t) => {
