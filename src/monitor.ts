@@ -374,7 +374,14 @@ class Monitor {
    * target found in this batch starts from that evidence, even one gone again by then.
    */
   #unclaimed: Map<string, WatchState[]> | null = null;
-  /** How many #handle calls are under way (one arms a target found by another's directory listener). */
+  /**
+   * The directory watch (of a directory of targets) whose events named each entry in the batch being
+   * handled: an entry followed in that batch hears the rest of them too (see #arm).
+   */
+  #namedBy: Map<string, DirWatch> | null = null;
+  /** Paths armed while a batch is handled, to be looked at by it once it has reported (see #arm). */
+  #pending = new Map<Followed, Told>();
+  /** Whether a batch is being handled (#handle). */
   #depth = 0;
 
   /**
@@ -658,7 +665,27 @@ class Monitor {
   #arm(f: Followed, evidence: WatchState[] | null): void {
     const t = told();
     if (evidence !== null) t.evidence.push(...evidence);
-    this.#handle(new Map([[f, t]]), [], []);
+    if (this.#depth === 0) {
+      this.#handle(new Map([[f, t]]), [], []);
+      return;
+    }
+    // Armed while a batch is handled (a directory's listener following a name it was told of, a
+    // follower that follows from its callback): looked at by that batch once it has reported, and only
+    // then is what the kernel queued meanwhile read. Armed and reported here, at once, it would report
+    // what it finds now before what the kernel queued earlier (a holder's rename into place in the old
+    // directory, then the removal of that directory, read after a look that already followed the path
+    // into the new one: alive, then the new FIFO's state, with the removal lost).
+    this.#pending.set(f, t);
+    // An entry the batch's events named in a directory of targets also hears the rest of what that
+    // directory's watch queued until the batch is handled, even if its own look follows its path into
+    // another directory (the one named was removed or renamed away, and another made in its place).
+    const w = this.#namedBy?.get(f.path);
+    if (w === undefined || w.wd < 0) return;
+    const users = w.names.get(f.path);
+    if (users !== undefined && has(users, f)) return;
+    w.names.set(f.path, users === undefined ? f : Array.isArray(users) ? [...users, f] : [users, f]);
+    w.uses++;
+    this.#leavingHops.push({ f, hops: [w, f.path] });
   }
 
   /** Sets the path up from scratch (watches first) and looks; reports nothing (see #report). */
@@ -1007,12 +1034,31 @@ class Monitor {
   }
 
   /** Looks at the paths in `touched` and at those `errored` and `events` touch, then reports (see above). */
-  #handle(touched: Map<Followed, Told>, errored: number[], events: InotifyEvent[]): void {
+  #handle(first: Map<Followed, Told>, errored: number[], events: InotifyEvent[]): void {
+    this.#depth++;
+    let rounds = 0; // of catching up, over all waves
+    // A wave: the paths touched, looked at, caught up with, reported; then the paths armed meanwhile
+    // (by the directories' listeners, by followers), as the next wave, until none is.
+    for (let touched = first; ; ) {
+      rounds = this.#wave(touched, errored, events, rounds);
+      if (this.#pending.size === 0) break;
+      touched = this.#pending;
+      this.#pending = new Map();
+      errored = [];
+      events = [];
+    }
+    this.#depth = 0;
+    this.#unclaimed = null;
+    this.#namedBy = null;
+    this.#releaseLeaving();
+  }
+
+  /** One wave of #handle; returns the rounds of catching up done so far. */
+  #wave(touched: Map<Followed, Told>, errored: number[], events: InotifyEvent[], rounds: number): number {
     const entries = new Map<Followed, string[] | null>();
     const looks = new Map<Followed, Look>();
     let now = new Set(touched.keys());
-    this.#depth++;
-    for (let round = 1; ; round++) {
+    for (;;) {
       for (const f of this.#read(errored, events, touched, entries)) now.add(f);
       this.#turnMark = 0; // these looks come after everything read so far: a marker of their own
       for (const f of now) {
@@ -1024,13 +1070,11 @@ class Monitor {
         looks.set(f, this.#look(f, t.died));
       }
       now = new Set();
-      // Only the outermost batch catches up: one armed inside it (a directory's listener following a
-      // name it was told of) that read the queues too would be told of more names, follow them, and
-      // arm them inside itself, deeper for every burst the kernel queued meanwhile (20,000 FIFOs made
-      // at once overflowed the stack). What comes meanwhile waits for the next batch, ordered by the
-      // markers of these looks.
-      const more = round < MAX_CATCH_UP && this.#depth === 1 ? this.#source?.catchUp() : null;
+      // At most MAX_CATCH_UP rounds in all, under a flood (20,000 FIFOs made at once): what comes after
+      // waits for the next batch, ordered by the markers of these looks.
+      const more = rounds < MAX_CATCH_UP ? this.#source?.catchUp() : null;
       if (more === null || more === undefined) break;
+      rounds++;
       ({ errored, events } = more);
     }
     // A write end let go of in this batch whose reader's close was read, its EPOLLERR not (yet): the
@@ -1068,12 +1112,7 @@ class Monitor {
       const told = f.kind === DIRECTORY && !touched.has(f) ? names : names.filter((name) => this.hasEvidence(join(f.path, name)));
       if (told.length > 0) this.#tell(f, (s) => s.entries?.(f, told));
     }
-    // Kept while an outer batch is still telling its directories' listeners (a target they follow is
-    // armed, and handled, inside it).
-    if (--this.#depth === 0) {
-      this.#unclaimed = null;
-      this.#releaseLeaving();
-    }
+    return rounds;
   }
 
   /**
@@ -1166,9 +1205,10 @@ class Monitor {
       if (w.whole.length > 0) {
         // A name only a directory's listener watches: what a rename proves, and a removal after it, is
         // kept for the target it may become in this batch (a holder that renamed its FIFO into place
-        // and died, its FIFO perhaps removed too, before we look).
+        // and died, its FIFO perhaps removed too, before we look); and which watch named it (#arm).
         for (const prefix of w.prefixes) {
           const key = prefix + e.name;
+          (this.#namedBy ??= new Map()).set(key, w);
           const told = this.#unclaimed?.get(key);
           if (paired) (this.#unclaimed ??= new Map()).set(key, [...(told ?? []), 'alive']);
           else if (told !== undefined && e.mask & (IN.DELETE | IN.MOVED_FROM)) told.push('absent');
