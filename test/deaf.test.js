@@ -434,33 +434,63 @@ test('a link swapped while the main thread is busy: the removal of what it point
   assert.deepEqual(states, { link: ['dead', 'alive', 'absent', 'dead'] });
 });
 
-test('an entry renamed into place while the main thread is busy, in a directory then removed and made again: alive, absent, then what is there now', async (t) => {
-  // The batch the worker read has the holder's rename into place; the directory's listener followed the
-  // new entry inside that batch, and it was looked at and reported at once, in the new directory, before
-  // the catch-up read the removal queued on the old one's watch, where the entry was not followed: the
-  // removal was lost (alive, dead). Seen by a chaos soak that stopped watchers often.
-  // The holder holds its FIFO under the private name first (as hold() does), so that the rename is
-  // all the worker reads while the main thread is busy.
-  const dir = join(tmp(t), 's');
+test('an entry followed in a batch is looked at after what the kernel queued meanwhile (a listener busy before it is followed)', async (t) => {
+  // One batch: y turns alive, and x is renamed into place in the watched directory s. Its reports come
+  // first (y's listener is then busy, as an application's may be, or the process is stopped), and only
+  // then is x followed. Meanwhile x's holder is SIGKILLed, x removed, and s removed and made again with
+  // a dead x. x used to be looked at and reported at once, in the new s, after the batch had caught up
+  // for the last time: the removal, queued on the old s's watch where x was not followed yet, came in
+  // the next batch and was dropped as older than that look (alive, dead). Seen by a chaos soak that
+  // stopped watchers often (a stop just after the directory's listener followed x).
+  const base = tmp(t);
+  const dir = join(base, 's');
   const x = join(dir, 'x');
-  const fresh = join(dir, '.x.1234.new');
+  const fresh = join(dir, '.x.1234.new'); // held under the private name first, as hold() does
+  const y = join(base, 'y');
+  const [free1, free2] = [join(base, 'free1'), join(base, 'free2')];
   mkdirSync(dir);
-  const runner = await runnerOn(t, fresh);
-  const states = await busyAcross(
+  execFileSync('mkfifo', [y]);
+  const holder = await runnerOn(t, fresh);
+  const c = child(
     t,
-    { dir },
-    async () => {
-      renameSync(fresh, x);
-      return runner;
-    },
-    () => {
-      rmSync(x);
-      renameSync(dir, `${dir}.gone`);
-      rmSync(`${dir}.gone`, { recursive: true });
-      mkdirSync(dir);
-      execFileSync('mkfifo', [x]);
-    },
-    null,
+    `import { watch } from ${INDEX};
+     import { existsSync } from 'node:fs';
+     const out = (o) => console.log(JSON.stringify(o));
+     const [dir, y, free1, free2] = process.argv.slice(1);
+     const busy = (flag, what) => {
+       out({ [what]: true });
+       const end = Date.now() + 30000;
+       while (!existsSync(flag) && Date.now() < end);
+     };
+     let ready = 0;
+     const onReady = () => ++ready === 2 && setTimeout(() => out({ ready: true }), 500);
+     const wd = watch(dir);
+     wd.on('change', (e) => out({ target: 'dir', state: e.state }));
+     wd.on('ready', onReady);
+     const wy = watch(y);
+     wy.on('change', (e) => {
+       out({ target: 'y', state: e.state });
+       if (e.state === 'alive') busy(free2, 'busy2');
+     });
+     wy.on('ready', onReady);
+     process.stdin.on('data', () => busy(free1, 'busy1'));`,
+    [dir, y, free1, free2],
   );
-  assert.deepEqual(states, { dir: ['alive', 'absent', 'dead'] });
+  await c.until((l) => l.some((m) => m.ready) && statesOf(l, 'y').at(-1) === 'dead', 'ready');
+  c.send('go');
+  await c.until((l) => l.some((m) => m.busy1), 'busy');
+  await runnerOn(t, y); // y alive
+  renameSync(fresh, x); // x renamed into place: alive
+  writeFileSync(free1, '');
+  await c.until((l) => l.some((m) => m.busy2), "y's listener busy");
+  await kill(holder);
+  rmSync(x);
+  renameSync(dir, `${dir}.gone`);
+  rmSync(`${dir}.gone`, { recursive: true });
+  mkdirSync(dir);
+  execFileSync('mkfifo', [x]);
+  writeFileSync(free2, '');
+  await c.until((l) => statesOf(l, 'dir').at(-1) === 'dead', 'x dead, in the new s');
+  await new Promise((r) => setTimeout(r, 300)); // anything it would still report
+  assert.deepEqual(statesOf(c.lines, 'dir'), ['alive', 'absent', 'dead']);
 });
