@@ -382,7 +382,7 @@ class Monitor {
   /** Paths armed while a batch is handled, to be looked at by it once it has reported (see #arm). */
   #pending = new Map<Followed, Told>();
   /** Whether a batch is being handled (#handle). */
-  #depth = 0;
+  #handling = false;
 
   /**
    * How changes are learnt now, or null while nothing uses the monitor. After a failure, 'polling'
@@ -665,7 +665,7 @@ class Monitor {
   #arm(f: Followed, evidence: WatchState[] | null): void {
     const t = told();
     if (evidence !== null) t.evidence.push(...evidence);
-    if (this.#depth === 0) {
+    if (!this.#handling) {
       this.#handle(new Map([[f, t]]), [], []);
       return;
     }
@@ -1035,22 +1035,26 @@ class Monitor {
 
   /** Looks at the paths in `touched` and at those `errored` and `events` touch, then reports (see above). */
   #handle(first: Map<Followed, Told>, errored: number[], events: InotifyEvent[]): void {
-    this.#depth++;
+    this.#handling = true;
     let rounds = 0; // of catching up, over all waves
-    // A wave: the paths touched, looked at, caught up with, reported; then the paths armed meanwhile
-    // (by the directories' listeners, by followers), as the next wave, until none is.
-    for (let touched = first; ; ) {
-      rounds = this.#wave(touched, errored, events, rounds);
-      if (this.#pending.size === 0) break;
-      touched = this.#pending;
-      this.#pending = new Map();
-      errored = [];
-      events = [];
+    try {
+      // A wave: the paths touched, looked at, caught up with, reported; then the paths armed meanwhile
+      // (by the directories' listeners, by followers), as the next wave, until none is.
+      for (let touched = first; ; ) {
+        rounds = this.#wave(touched, errored, events, rounds);
+        if (this.#pending.size === 0) break;
+        touched = this.#pending;
+        this.#pending = new Map();
+        errored = [];
+        events = [];
+      }
+    } finally {
+      // (Paths armed and not handled yet, if something threw, are handled with the next batch.)
+      this.#handling = false;
+      this.#unclaimed = null;
+      this.#namedBy = null;
+      this.#releaseLeaving();
     }
-    this.#depth = 0;
-    this.#unclaimed = null;
-    this.#namedBy = null;
-    this.#releaseLeaving();
   }
 
   /** One wave of #handle; returns the rounds of catching up done so far. */
