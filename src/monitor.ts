@@ -1027,7 +1027,11 @@ class Monitor {
    * would otherwise come in a later batch, older than the look's marker, and what they prove would be
    * lost (a watcher stopped between the worker's read and the handling of its batch: everything that
    * happened while it was stopped). A path those events touch is looked at again, after them; this goes
-   * on until the kernel has nothing more (or for MAX_CATCH_UP rounds, under a flood).
+   * on until the kernel has nothing more (or for MAX_CATCH_UP rounds, under a flood). Paths armed while
+   * the batch reports (a directory's listener following the names it was told of) are a next wave of
+   * the same batch, looked at and caught up with in the same way: no look is reported before what the
+   * kernel queued before it has been read (a stop between the last catch-up and a look made later
+   * would otherwise lose what happened during the stop).
    */
   #onBatch(errored: number[], events: InotifyEvent[]): void {
     this.#handle(new Map(), errored, events);
