@@ -71,6 +71,13 @@ export async function chaos({ seconds = 60, limits = true, log = () => {} } = {}
   for (const t of [...['t0', 't1', 't2'].map((n) => join(D, n)), join(S, 'x'), join(E, 'a'), join(E, 'b'), link]) {
     truth.set(t, { state: 'absent', log: [{ state: 'absent', evidenced: false, t: now() }] });
   }
+  // A dead FIFO in every S made (again): a watcher that reports it in an S has looked at that S, and
+  // only from then on can it know what happens to x there (what happened to x in an S made while the
+  // watcher was stopped, and gone again before it looked, left nothing it could read). Judged as well.
+  const M = join(S, 'm');
+  const remakes = [now()]; // when each S was made
+  execFileSync('mkfifo', [M]);
+  truth.set(M, { state: 'dead', log: [{ state: 'dead', evidenced: false, t: now() }] });
   let pointee = join(E, 'a');
   let swappedAt; // when the link last changed what it points to (undefined: never)
   /** A change of target `path` to `state`; the link follows what it points to. */
@@ -352,12 +359,16 @@ export async function chaos({ seconds = 60, limits = true, log = () => {} } = {}
     const gone = `${S}.gone`;
     renameSync(S, gone);
     set(x, 'absent', true, op);
+    set(M, 'absent', true, op);
     if (h !== undefined) {
       killHolder(h); // it held a FIFO that no path names any more: no change
       await h.exited;
     }
     rmSync(gone, { recursive: true, force: true, maxRetries: 50, retryDelay: 2 });
     mkdirSync(S);
+    remakes.push(now());
+    execFileSync('mkfifo', [M]);
+    set(M, 'dead', false, op);
     if (chance(0.5)) {
       execFileSync('mkfifo', [x]);
       set(x, 'dead', false, op);
@@ -393,8 +404,11 @@ export async function chaos({ seconds = 60, limits = true, log = () => {} } = {}
   }
   loops.push(targetLoop([join(S, 'x')], async () => {
     const x = join(S, 'x');
-    if (chance(0.25)) await dirOp();
-    else await fifoOp(x);
+    if (chance(0.25)) {
+      await dirOp();
+      return [x, M];
+    }
+    await fifoOp(x);
     return [x];
   }));
   loops.push(targetLoop([join(E, 'a'), join(E, 'b'), link], async () => {
@@ -495,7 +509,10 @@ export async function chaos({ seconds = 60, limits = true, log = () => {} } = {}
         .filter((r, i, all) => i === 0 || r.state !== all[i - 1].state);
       if (path === join(E, 'b') && reports.length === 0) continue; // b is watched through the link only
       const member = path.startsWith(`${D}/`) || path.startsWith(`${S}/`);
-      const verdict = judge(tr.log, reports, inc, strict, member);
+      // x in S: required only once the watcher has reported m in the S it is in (see M): dead, its state
+      // in every S (absent, the removal of an S, says nothing of the next one).
+      const listed = path === join(S, 'x') ? { remakes, marks: (inc.reports.get(M) ?? []).filter((r) => r.state === 'dead') } : null;
+      const verdict = judge(tr.log, reports, inc, strict, member, listed);
       result.judged += reports.length;
       if (verdict.invented) {
         result.invented++;
@@ -515,9 +532,12 @@ export async function chaos({ seconds = 60, limits = true, log = () => {} } = {}
  * with optional states left out: each report is a state of the log in the log's order (consecutive
  * log states that are the same once the optional ones between are left out count as one), and every
  * evidenced state of the log that came after the watcher started (and, for one SIGKILLed, before its
- * last report) is among them. Not strict (a watcher past a limit): no state is required.
+ * last report) is among them. Not strict (a watcher past a limit): no state is required. `listed`: for
+ * an entry of a directory that is made again, when each was made (`remakes`) and the reports of a
+ * marker entry made with each (`marks`): a state is required only once the marker of the directory it
+ * happened in was reported.
  */
-function judge(log, reports, inc, strict, member) {
+function judge(log, reports, inc, strict, member, listed = null) {
   // The part of the truth the incarnation lived through: from the state it found at its start on.
   let from = 0;
   for (let i = 0; i < log.length; i++) if (log[i].t <= inc.start) from = i;
@@ -543,7 +563,14 @@ function judge(log, reports, inc, strict, member) {
   const heldAlive = (i) => T[i].state !== 'dead' || (i > 0 && reports.some((r) => r.state === 'alive' && r.t > T[i - 1].t && r.t < T[i].t));
   // A pointee's change after a swap: required once the watcher has reported the link since the swap.
   const followedSwap = (i) => T[i].swap === undefined || reports.some((r) => r.t > T[i].swap && r.t < T[i].t);
-  const required = T.map((e, i) => strict && e.evidenced && i > 0 && e.t > (inc.readyAt ?? inc.start) && !(inc.killed && e.t > lastReport) && !inGap(i) && heldAlive(i) && followedSwap(i));
+  // In a directory made while the watcher was stopped (or just before, unread), what happens before it
+  // has looked at that directory cannot be known to it: nothing of it was queued for the watcher.
+  const seenDir = (i) => {
+    if (listed === null) return true;
+    const made = listed.remakes.findLast((t) => t <= T[i].t);
+    return made === undefined || listed.marks.some((r) => r.t > made && r.t < T[i].t);
+  };
+  const required = T.map((e, i) => strict && e.evidenced && i > 0 && e.t > (inc.readyAt ?? inc.start) && !(inc.killed && e.t > lastReport) && !inGap(i) && heldAlive(i) && followedSwap(i) && seenDir(i));
   // A directory's entry that never existed in the watcher's time has no report at all: absent.
   if (R.length === 0) {
     const ok = T.every((e, i) => !required[i] || e.state === 'absent');
