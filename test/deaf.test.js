@@ -359,12 +359,11 @@ async function runnerOn(t, fifo) {
 
 /**
  * Targets `watched` (name → path) are watched by a child, each by its own watch() in one process, and
- * reported in their first state (`first`: dead; null: none, an entry of a watched directory that is not
- * there). The child's main thread is then made busy; `start()` makes a holder (the worker reads what
- * that does and posts it, then waits); it is SIGKILLed and `change()` runs; then the main thread is
- * freed. Returns the states each target was reported in.
+ * reported dead. The child's main thread is then made busy; `start()` makes a holder (the worker reads
+ * what that does and posts it, then waits); it is SIGKILLed and `change()` runs; then the main thread
+ * is freed. Returns the states each target was reported in.
  */
-async function busyAcross(t, watched, start, change, first = 'dead') {
+async function busyAcross(t, watched, start, change) {
   const free = join(tmp(t), 'free');
   const names = Object.keys(watched);
   const c = child(
@@ -387,7 +386,7 @@ async function busyAcross(t, watched, start, change, first = 'dead') {
      });`,
     [free, ...names.flatMap((n) => [n, watched[n]])],
   );
-  await c.until((l) => l.some((m) => m.ready) && names.every((n) => statesOf(l, n).at(-1) === (first ?? undefined)), 'the first states');
+  await c.until((l) => l.some((m) => m.ready) && names.every((n) => statesOf(l, n).at(-1) === 'dead'), 'dead');
   c.send('go');
   await c.until((l) => l.some((m) => m.busy), 'busy');
   const holder = await start();
@@ -395,8 +394,7 @@ async function busyAcross(t, watched, start, change, first = 'dead') {
   await kill(holder);
   change();
   writeFileSync(free, '');
-  const more = first === null ? 1 : 2;
-  await c.until((l) => l.some((m) => m.unbusy) && names.every((n) => statesOf(l, n).length > more), 'the states after the busy time');
+  await c.until((l) => l.some((m) => m.unbusy) && names.every((n) => statesOf(l, n).length > 2), 'the states after the busy time');
   await new Promise((r) => setTimeout(r, 300)); // anything it would still report
   return Object.fromEntries(names.map((n) => [n, statesOf(c.lines, n)]));
 }
