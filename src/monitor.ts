@@ -161,13 +161,24 @@ class FifoWatch {
   }
 }
 
-/** What a batch of kernel events says of one followed path. */
+/**
+ * What a batch of kernel events says of one followed path. A batch may see more than one FIFO at the
+ * path (one removed, another made and held, looked at in between): what is placed among the evidence
+ * is the death of the one it held when the batch began, the one it was reported alive on.
+ */
 interface Told {
   /** States proven in between, oldest first. */
   evidence: WatchState[];
-  /** Our write end reported EPOLLERR: its FIFO lost its last reader. */
+  /** The write end held when the batch began (its serial; 0: none), its FIFO, and that FIFO's watch. */
+  serial: number;
+  dev: number;
+  ino: number;
+  fifo: FifoWatch | null;
+  /** That write end reported EPOLLERR: its FIFO lost its last reader. */
   died: boolean;
-  /** Where among `evidence` a reader of its FIFO closed last (IN_CLOSE_NOWRITE), or -1. */
+  /** The serials of every write end of the path that reported EPOLLERR in this batch. */
+  lost: number[];
+  /** Where among `evidence` a reader of that FIFO closed last (IN_CLOSE_NOWRITE), or -1. */
   closedAt: number;
   /** Whether its name was removed or replaced in this batch, and whether before that last close. */
   renamed: boolean;
@@ -179,8 +190,15 @@ interface Told {
   rebound: number;
 }
 
-function told(): Told {
-  return { evidence: [], died: false, closedAt: -1, renamed: false, closedRenamed: false, rebound: Infinity };
+function told(f: Followed): Told {
+  const held = f.writer >= 0;
+  return { evidence: [], serial: held ? f.serial : 0, dev: held ? f.dev : 0, ino: held ? f.ino : 0, fifo: f.fifo, died: false, lost: [], closedAt: -1, renamed: false, closedRenamed: false, rebound: Infinity };
+}
+
+/** A write end of `f` reported EPOLLERR (its serial). */
+function lose(t: Told, serial: number): void {
+  t.lost.push(serial);
+  if (serial === t.serial) t.died = true;
 }
 
 /** What a look at a followed path saw, to report once what came before it is known (see #onBatch). */
@@ -663,7 +681,7 @@ class Monitor {
    * `evidence` proves held in between (oldest first).
    */
   #arm(f: Followed, evidence: WatchState[] | null): void {
-    const t = told();
+    const t = told(f);
     if (evidence !== null) t.evidence.push(...evidence);
     if (!this.#handling) {
       this.#handle(new Map([[f, t]]), [], []);
@@ -1074,8 +1092,10 @@ class Monitor {
         const t = touched.get(f) as Told;
         // A reader's close harvested before its EPOLLERR (which would be lost with the write end, if the
         // look finds the FIFO gone): the write end says at once whether that was the last reader.
-        if (t.closedAt >= 0 && !t.died && f.writer >= 0 && this.#source?.writerLost(f.writer)) t.died = true;
-        looks.set(f, this.#look(f, t.died));
+        if (t.closedAt >= 0 && !t.died && f.writer >= 0 && f.serial === t.serial && this.#source?.writerLost(f.writer)) lose(t, f.serial);
+        // Whether the write end held now (perhaps one a look of this batch opened, on another FIFO) is
+        // known to have lost its reader: the look then looks again rather than trusting it.
+        looks.set(f, this.#look(f, f.writer >= 0 && t.lost.includes(f.serial)));
       }
       now = new Set();
       // At most MAX_CATCH_UP rounds in all, under a flood (20,000 FIFOs made at once): what comes after
@@ -1087,9 +1107,9 @@ class Monitor {
     }
     // A write end let go of in this batch whose reader's close was read, its EPOLLERR not (yet): the
     // write end says at once whether that close was the last reader's.
-    for (const { f, fd } of this.#leaving) {
+    for (const { f, fd, serial } of this.#leaving) {
       const t = touched.get(f);
-      if (t !== undefined && t.closedAt >= 0 && !t.died && this.#source?.writerLost(fd)) t.died = true;
+      if (t !== undefined && t.closedAt >= 0 && !t.died && serial === t.serial && this.#source?.writerLost(fd)) lose(t, serial);
     }
     for (const [f, t] of touched) {
       const look = looks.get(f);
@@ -1101,7 +1121,7 @@ class Monitor {
       if (t.died && f.state === 'alive') {
         if (t.closedAt >= 0) {
           if (!t.closedRenamed) t.evidence.splice(t.closedAt, 0, 'dead');
-        } else if (look.held || this.#closed.has(f)) t.evidence.unshift('dead');
+        } else if ((look.held && f.dev === t.dev && f.ino === t.ino) || this.#closed.has(f)) t.evidence.unshift('dead');
         // Else no close placed it and the path no longer names that FIFO: its reader went and its name
         // left (removed, renamed over, its directory moved away) in one interval with nothing to order
         // them, which happens only where the FIFO itself cannot be watched (EACCES for a write-only
@@ -1110,7 +1130,7 @@ class Monitor {
         // death invented for every clean stop.
       }
       if (t.died) this.#closed.delete(f);
-      else if (t.closedAt >= 0 && !t.closedRenamed && f.writer >= 0) this.#closed.add(f);
+      else if (t.closedAt >= 0 && !t.closedRenamed && f.writer >= 0 && f.serial === t.serial) this.#closed.add(f);
       this.#report(f, t.evidence, look);
     }
     for (const [f, names] of entries) {
@@ -1133,17 +1153,17 @@ class Monitor {
     const touch = (f: Followed): Told => {
       now.add(f);
       let t = touched.get(f);
-      if (t === undefined) touched.set(f, (t = told()));
+      if (t === undefined) touched.set(f, (t = told(f)));
       return t;
     };
     for (let i = 0; i + 1 < errored.length; i += 2) {
       const fd = errored[i] as number;
       const f = this.#writers[fd];
-      if (f !== undefined && f.writer === fd && f.serial === errored[i + 1]) touch(f).died = true;
+      if (f !== undefined && f.writer === fd && f.serial === errored[i + 1]) lose(touch(f), f.serial);
       else {
         // A write end a look of this batch let go of: its FIFO's death is still the path's news.
         const gone = this.#leaving.find((l) => l.fd === fd && l.serial === errored[i + 1]);
-        if (gone !== undefined) touch(gone.f).died = true;
+        if (gone !== undefined) lose(touch(gone.f), gone.serial);
       }
     }
     let overflow = false;
@@ -1172,7 +1192,8 @@ class Monitor {
           // A reader's close places the death among the evidence. After an entry on the way was removed
           // or replaced (rebound), this FIFO may no longer be the path's: an open proves nothing of the
           // path, and a death at that close is of a FIFO that had already left it (not reported).
-          if (e.mask & IN.CLOSE_NOWRITE) {
+          // (Only the FIFO held when the batch began: the death placed is its own.)
+          if (e.mask & IN.CLOSE_NOWRITE && w === t.fifo) {
             t.closedAt = t.evidence.length;
             t.closedRenamed = t.renamed || t.rebound !== Infinity;
           }
