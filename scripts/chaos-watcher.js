@@ -20,6 +20,9 @@ const { watch, waitAlive, waitDead } = await import(index);
 const out = (o) => process.stdout.write(`${JSON.stringify(o)}\n`);
 
 process.on('uncaughtException', (e) => out({ t: 'handled', message: e.message }));
+// A driver that is gone (killed) leaves no one to read or command: end, rather than spin on EPIPE (the
+// handler above would report each one to the same closed pipe).
+process.stdout.on('error', () => process.exit(0));
 
 const w = watch(targets);
 w.on('change', (e) => out({ t: 'e', target: e.target, state: e.state, code: e.code }));
@@ -28,7 +31,9 @@ w.on('ready', () => out({ t: 'ready' }));
 
 const filler = [];
 let hog = null;
-createInterface({ input: process.stdin }).on('line', (line) => {
+const commands = createInterface({ input: process.stdin });
+commands.on('close', () => process.exit(0));
+commands.on('line', (line) => {
   const [command, ...args] = line.split(' ');
   if (command === 'throw') {
     setTimeout(() => {
