@@ -31,9 +31,10 @@ test('15 s of chaos: watchers stopped, SIGKILLed, throwing and at their limits m
   const { chaos } = await import('../scripts/chaos.js');
   const r = await chaos({ seconds: 15 });
   assert.ok(r.judged > 0, 'reports were judged');
-  // Invented reports are not asserted yet: now and then the judge still finds one it cannot explain (a
-  // death reported after its removal by a watcher just started; a watcher SIGKILLed while it caught up
-  // after a stop). Issue 8 stays open for them.
+  // Invented reports are not asserted here (npm run chaos fails on any): the last ones traced were
+  // faults, now fixed, but two shapes seen once each were never traced (a death reported after its
+  // removal by a watcher just started; alive, absent, alive by a watcher past its fd limit). Issue 8
+  // stays open for them.
   assert.deepEqual(
     { missed: r.missed, waitsWrong: r.waitsWrong, hangs: r.hangs },
     { missed: 0, waitsWrong: 0, hangs: 0 },
