@@ -595,7 +595,7 @@ function judge(log, reports, inc, strict, member, listed = null) {
     return (
       `\n      truth    …${T.slice(first, Math.max(i + 7, first + 1)).map((e, k) => fmt(e, k + first)).join(' ')}…` +
       `\n      reported …${reports.slice(Math.max(0, j - 8), j + 7).map((r, k) => `${k + Math.max(0, j - 8) === j ? '»' : ''}${r.state}@${ms(r.t)}`).join(' ')}…` +
-      `\n      (report ${j} of ${m}, truth ${i} of ${n}; incarnation ${inc.n} of ${inc.kind}, ready at ${ms(inc.readyAt ?? t0)}${inc.killed ? `, killed at ${ms(inc.end)}` : ''}; ` +
+      `\n      (report ${j} of ${m}, truth ${i} of ${n}; watcher pid ${inc.proc.pid}, started at ${new Date(performance.timeOrigin + inc.start).toISOString()}; incarnation ${inc.n} of ${inc.kind}, ready at ${ms(inc.readyAt ?? t0)}${inc.killed ? `, killed at ${ms(inc.end)}` : ''}; ` +
       `${around.length === 0 ? 'not stopped or limited then' : around.map((p) => `${p.what} ${ms(p.from)}–${p.to === null ? 'end' : ms(p.to)}`).join(', ')})`
     );
   };
