@@ -174,9 +174,7 @@ interface Told {
   dev: number;
   ino: number;
   fifo: FifoWatch | null;
-  /** That write end reported EPOLLERR: its FIFO lost its last reader. */
-  died: boolean;
-  /** The serials of every write end of the path that reported EPOLLERR in this batch. */
+  /** The serials of every write end of the path that reported EPOLLERR in this batch (see heldDied()). */
   lost: number[];
   /** Where among `evidence` a reader of that FIFO closed last (IN_CLOSE_NOWRITE), or -1. */
   closedAt: number;
@@ -192,13 +190,12 @@ interface Told {
 
 function told(f: Followed): Told {
   const held = f.writer >= 0;
-  return { evidence: [], serial: held ? f.serial : 0, dev: held ? f.dev : 0, ino: held ? f.ino : 0, fifo: f.fifo, died: false, lost: [], closedAt: -1, renamed: false, closedRenamed: false, rebound: Infinity };
+  return { evidence: [], serial: held ? f.serial : 0, dev: held ? f.dev : 0, ino: held ? f.ino : 0, fifo: f.fifo, lost: [], closedAt: -1, renamed: false, closedRenamed: false, rebound: Infinity };
 }
 
-/** A write end of `f` reported EPOLLERR (its serial). */
-function lose(t: Told, serial: number): void {
-  t.lost.push(serial);
-  if (serial === t.serial) t.died = true;
+/** Whether the write end held when the batch began reported EPOLLERR: its FIFO lost its last reader. */
+function heldDied(t: Told): boolean {
+  return t.serial !== 0 && t.lost.includes(t.serial);
 }
 
 /** What a look at a followed path saw, to report once what came before it is known (see #onBatch). */
@@ -294,6 +291,15 @@ function eachHop(f: Followed, hops: Followed['hops'], fn: (w: DirWatch, key: str
   if (hops === null) return;
   if (hops instanceof DirWatch) return fn(hops, f.path);
   for (let i = 0; i + 1 < hops.length; i += 2) fn(hops[i] as DirWatch, hops[i + 1] as string);
+}
+
+/** Makes `f` a user of entry `key` of `w`, counted once; false if it was one already. */
+function addName(w: DirWatch, key: string, f: Followed): boolean {
+  const users = w.names.get(key);
+  if (users !== undefined && has(users, f)) return false;
+  w.names.set(key, users === undefined ? f : Array.isArray(users) ? [...users, f] : [users, f]);
+  w.uses++;
+  return true;
 }
 
 /** Where [w, key] is in the chain of `f` (0: the path's own entry), or Infinity. */
@@ -698,12 +704,7 @@ class Monitor {
     // directory's watch queued until the batch is handled, even if its own look follows its path into
     // another directory (the one named was removed or renamed away, and another made in its place).
     const w = this.#namedBy?.get(f.path);
-    if (w === undefined || w.wd < 0) return;
-    const users = w.names.get(f.path);
-    if (users !== undefined && has(users, f)) return;
-    w.names.set(f.path, users === undefined ? f : Array.isArray(users) ? [...users, f] : [users, f]);
-    w.uses++;
-    this.#leavingHops.push({ f, hops: [w, f.path] });
+    if (w !== undefined && w.wd >= 0 && addName(w, f.path, f)) this.#leavingHops.push({ f, hops: [w, f.path] });
   }
 
   /** Sets the path up from scratch (watches first) and looks; reports nothing (see #report). */
@@ -833,12 +834,9 @@ class Monitor {
         const key = spelt === f.path ? f.path : spelt;
         if (hasHop(f, hops, w, key)) return w;
         hops.push(w, key);
-        // Held already (by the chain before this look, or by one let go of once the batch is handled):
-        // counted once.
-        const users = w.names.get(key);
-        if (users !== undefined && has(users, f)) return w;
-        w.names.set(key, users === undefined ? f : Array.isArray(users) ? [...users, f] : [users, f]);
-        w.uses++;
+        // (Held already, by the chain before this look or by one let go of once the batch is handled:
+        // counted once.)
+        addName(w, key, f);
         return w;
       }
       if ((wd !== 'ENOENT' && wd !== 'ENOTDIR') || dirname(dir) === dir) return wd;
@@ -1092,7 +1090,7 @@ class Monitor {
         const t = touched.get(f) as Told;
         // A reader's close harvested before its EPOLLERR (which would be lost with the write end, if the
         // look finds the FIFO gone): the write end says at once whether that was the last reader.
-        if (t.closedAt >= 0 && !t.died && f.writer >= 0 && f.serial === t.serial && this.#source?.writerLost(f.writer)) lose(t, f.serial);
+        if (t.closedAt >= 0 && !heldDied(t) && f.writer >= 0 && f.serial === t.serial && this.#source?.writerLost(f.writer)) t.lost.push(f.serial);
         // Whether the write end held now (perhaps one a look of this batch opened, on another FIFO) is
         // known to have lost its reader: the look then looks again rather than trusting it.
         looks.set(f, this.#look(f, f.writer >= 0 && t.lost.includes(f.serial)));
@@ -1109,7 +1107,7 @@ class Monitor {
     // write end says at once whether that close was the last reader's.
     for (const { f, fd, serial } of this.#leaving) {
       const t = touched.get(f);
-      if (t !== undefined && t.closedAt >= 0 && !t.died && serial === t.serial && this.#source?.writerLost(fd)) lose(t, serial);
+      if (t !== undefined && t.closedAt >= 0 && !heldDied(t) && serial === t.serial && this.#source?.writerLost(fd)) t.lost.push(serial);
     }
     for (const [f, t] of touched) {
       const look = looks.get(f);
@@ -1118,7 +1116,7 @@ class Monitor {
       // (dropped if its name was removed or replaced before: then it was no longer this path's FIFO);
       // else first, if that close came in an earlier batch (a crash, then a removal) or the path still
       // names that FIFO.
-      if (t.died && f.state === 'alive') {
+      if (heldDied(t) && f.state === 'alive') {
         if (t.closedAt >= 0) {
           if (!t.closedRenamed) t.evidence.splice(t.closedAt, 0, 'dead');
         } else if ((look.held && f.dev === t.dev && f.ino === t.ino) || this.#closed.has(f)) t.evidence.unshift('dead');
@@ -1129,7 +1127,7 @@ class Monitor {
         // and a removal can come in either order. Not proven the path's: not reported, rather than a
         // death invented for every clean stop.
       }
-      if (t.died) this.#closed.delete(f);
+      if (heldDied(t)) this.#closed.delete(f);
       else if (t.closedAt >= 0 && !t.closedRenamed && f.writer >= 0 && f.serial === t.serial) this.#closed.add(f);
       this.#report(f, t.evidence, look);
     }
@@ -1159,11 +1157,11 @@ class Monitor {
     for (let i = 0; i + 1 < errored.length; i += 2) {
       const fd = errored[i] as number;
       const f = this.#writers[fd];
-      if (f !== undefined && f.writer === fd && f.serial === errored[i + 1]) lose(touch(f), f.serial);
+      if (f !== undefined && f.writer === fd && f.serial === errored[i + 1]) touch(f).lost.push(f.serial);
       else {
         // A write end a look of this batch let go of: its FIFO's death is still the path's news.
         const gone = this.#leaving.find((l) => l.fd === fd && l.serial === errored[i + 1]);
-        if (gone !== undefined) lose(touch(gone.f), gone.serial);
+        if (gone !== undefined) touch(gone.f).lost.push(gone.serial);
       }
     }
     let overflow = false;
