@@ -359,11 +359,11 @@ async function runnerOn(t, fifo) {
 
 /**
  * Targets `watched` (name → path) are watched by a child, each by its own watch() in one process, and
- * reported dead. The child's main thread is then made busy; `start()` makes a holder (the worker reads
- * what that does and posts it, then waits); it is SIGKILLed and `change()` runs; then the main thread
- * is freed. Returns the states each target was reported in.
+ * reported dead. The child's main thread is then made busy; `makeHolder()` starts a holder (the worker
+ * reads what that does and posts it, then waits); it is SIGKILLed and `change()` runs; then the main
+ * thread is freed. Returns the states each target was reported in.
  */
-async function busyAcross(t, watched, start, change) {
+async function busyAcross(t, watched, makeHolder, change) {
   const free = join(tmp(t), 'free');
   const names = Object.keys(watched);
   const c = child(
@@ -389,7 +389,7 @@ async function busyAcross(t, watched, start, change) {
   await c.until((l) => l.some((m) => m.ready) && names.every((n) => statesOf(l, n).at(-1) === 'dead'), 'dead');
   c.send('go');
   await c.until((l) => l.some((m) => m.busy), 'busy');
-  const holder = await start();
+  const holder = await makeHolder();
   await new Promise((r) => setTimeout(r, 200)); // the worker reads what the holder did, posts it, and waits
   await kill(holder);
   change();
