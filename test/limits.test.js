@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { chmodSync, cpSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { isDeepStrictEqual } from 'node:util';
 import { tmp, start, startRunner, kill, until, compileC, BIN, DIST, ROOT, HANG_GUARD_MS } from './helpers.js';
 import { child, INDEX, statesOf } from './child.js';
 import { waitAlive, hold } from '../dist/index.js';
@@ -162,7 +163,13 @@ test('the fd limit reached, then freed: targets are unknown (EMFILE) meanwhile, 
   await c.until((l) => paths.every((p) => statesOf(l, p).at(-1) === 'alive'), 'alive once fds are freed');
   for (const r of runners) await kill(r);
   await c.until((l) => paths.every((p) => statesOf(l, p).at(-1) === 'dead'), 'dead: watched by events again');
-  for (const p of paths) assert.deepEqual(statesOf(c.lines, p), ['absent', 'unknown', 'alive', 'dead'], p);
+  // A runner's open that the watcher's look (its FIFO watch added, its own open refused: EMFILE) was
+  // followed by proves a reader was there: alive, then unknown again, is the truth told in order.
+  for (const p of paths) {
+    const states = statesOf(c.lines, p);
+    const told = [['absent', 'unknown', 'alive', 'dead'], ['absent', 'alive', 'unknown', 'alive', 'dead']];
+    assert.ok(told.some((s) => isDeepStrictEqual(s, states)), `${p}: ${states.join(' → ')}`);
+  }
   assert.ok(c.lines.some((x) => x.error === 'EMFILE'), "an 'error' event said so");
 });
 
