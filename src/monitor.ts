@@ -381,9 +381,9 @@ class Monitor {
   readonly #closed = new WeakSet<Followed>();
   /**
    * Write ends and FIFO watches that a look let go of in the batch being handled (the path no longer
-   * names that FIFO, or it had no reader), kept open until the batch is handled: what the kernel queued
-   * about that FIFO before the look (its reader's close, its EPOLLERR), read by the catch-up after it,
-   * must still reach the path. Closed, or let go, once the batch is handled (see #handle).
+   * names that FIFO, or it had no reader), kept open until the look's wave has caught up: what the
+   * kernel queued about that FIFO before the look (its reader's close, its EPOLLERR), read by the
+   * catch-up after it, must still reach the path. Closed, or let go, then (see #wave).
    */
   readonly #leaving: Array<{ f: Followed; fd: number; serial: number }> = [];
   readonly #leavingFifos: Array<{ w: FifoWatch; f: Followed }> = [];
@@ -701,8 +701,8 @@ class Monitor {
     // into the new one: alive, then the new FIFO's state, with the removal lost).
     this.#pending.set(f, t);
     // An entry the batch's events named in a directory of targets also hears the rest of what that
-    // directory's watch queued until the batch is handled, even if its own look follows its path into
-    // another directory (the one named was removed or renamed away, and another made in its place).
+    // directory's watch queued until its look's wave has caught up, even if that look follows its path
+    // into another directory (the one named was removed or renamed away, and another made in its place).
     const w = this.#namedBy?.get(f.path);
     if (w !== undefined && w.wd >= 0 && addName(w, f.path, f)) this.#leavingHops.push({ f, hops: [w, f.path] });
   }
@@ -784,12 +784,12 @@ class Monitor {
     }
     // Most targets have one hop, the path itself in its directory: no array for them.
     f.hops = hops.length === 0 ? null : hops.length === 2 && hops[1] === f.path ? (hops[0] as DirWatch) : hops.slice();
-    // The old watches are let go of only once the batch is handled (#leavingHops): those still needed
-    // were added again above, so no watch is removed and added again (which would lose what happens in
-    // between); and the ones this path no longer goes through (its directory removed or renamed away,
-    // another made in its place) still carry what the kernel queued on them before this look, which the
-    // catch-up reads after it (the removal, once a batch's look has followed the path into the new
-    // directory).
+    // The old watches are let go of only once this look's wave has caught up (#leavingHops): those
+    // still needed were added again above, so no watch is removed and added again (which would lose
+    // what happens in between); and the ones this path no longer goes through (its directory removed or
+    // renamed away, another made in its place) still carry what the kernel queued on them before this
+    // look, which the catch-up reads after it (the removal, once a batch's look has followed the path
+    // into the new directory).
     if (oldHops !== null && oldHops !== f.hops) this.#leavingHops.push({ f, hops: oldHops }); // (one hop, the same: nothing to let go of)
     if (oldFifo !== null && oldFifo !== f.fifo) this.#letGoFifo(oldFifo, f);
     if (oldWhole !== undefined && oldWhole !== whole) this.#leavingWholes.push({ w: oldWhole, f });
@@ -834,7 +834,7 @@ class Monitor {
         const key = spelt === f.path ? f.path : spelt;
         if (hasHop(f, hops, w, key)) return w;
         hops.push(w, key);
-        // (Held already, by the chain before this look or by one let go of once the batch is handled:
+        // (Held already, by the chain before this look or by one let go of once its wave has caught up:
         // counted once.)
         addName(w, key, f);
         return w;
@@ -1109,6 +1109,13 @@ class Monitor {
       const t = touched.get(f);
       if (t !== undefined && t.closedAt >= 0 && !heldDied(t) && serial === t.serial && this.#source?.writerLost(fd)) t.lost.push(serial);
     }
+    // What the kernel queued on the watches these looks let go of before they looked has been read (the
+    // catch-up found nothing more; past its cap, the rest comes with the next batch, which never heard
+    // them): anything later on them is not these paths' any more. Kept into a
+    // next wave, they told it of things that are no longer the path's (a link swapped from a to b, then
+    // a removed, read by the next wave's catch-up: absent, with the link alive throughout). What the
+    // reports below arm keeps the watch that named it until the next wave has caught up (see #arm).
+    this.#releaseLeaving();
     for (const [f, t] of touched) {
       const look = looks.get(f);
       if (!this.#isFollowed(f) || look === undefined) continue;

@@ -432,6 +432,64 @@ test('a link swapped while the main thread is busy: the removal of what it point
   assert.deepEqual(states, { link: ['dead', 'alive', 'absent', 'dead'] });
 });
 
+test("a link swapped: what happens to its old pointee after the look that followed the swap is not the link's (a listener busy in that batch)", async (t) => {
+  // One batch: the link is swapped from a to b (both alive), y turns alive and n is made in the watched
+  // directory s. The look follows the link to b; the watch of a's entry is kept until the batch is
+  // handled, for what the kernel queued on it before that look. y's listener is then busy, and a is
+  // removed meanwhile; then s's listener follows n, which makes the batch go on (a next wave), whose
+  // catch-up reads that removal. It was taken for the link's: alive, absent, alive, with the link alive
+  // throughout. Seen by the chaos soak (a link swapped between two live FIFOs, a watcher stopped at the
+  // worst moment).
+  const base = tmp(t);
+  const [a, b, link, y, s, free1, free2] = ['a', 'b', 'link', 'y', 's', 'free1', 'free2'].map((n) => join(base, n));
+  execFileSync('mkfifo', [y]);
+  mkdirSync(s);
+  await runnerOn(t, a);
+  await runnerOn(t, b);
+  symlinkSync('a', link);
+  const c = child(
+    t,
+    `import { watch } from ${INDEX};
+     import { existsSync } from 'node:fs';
+     const out = (o) => console.log(JSON.stringify(o));
+     const [link, y, s, free1, free2] = process.argv.slice(1);
+     const busy = (flag, what) => {
+       out({ [what]: true });
+       const end = Date.now() + 30000;
+       while (!existsSync(flag) && Date.now() < end);
+     };
+     let ready = 0;
+     const onReady = () => ++ready === 3 && setTimeout(() => out({ ready: true }), 500);
+     for (const [name, path] of [['link', link], ['s', s]]) {
+       const w = watch(path);
+       w.on('change', (e) => out({ target: name, state: e.state }));
+       w.on('ready', onReady);
+     }
+     const wy = watch(y);
+     wy.on('change', (e) => {
+       out({ target: 'y', state: e.state });
+       if (e.state === 'alive') busy(free2, 'busy2');
+     });
+     wy.on('ready', onReady);
+     process.stdin.on('data', () => busy(free1, 'busy1'));`,
+    [link, y, s, free1, free2],
+  );
+  await c.until((l) => l.some((m) => m.ready) && statesOf(l, 'link').at(-1) === 'alive' && statesOf(l, 'y').at(-1) === 'dead', 'ready');
+  c.send('go');
+  await c.until((l) => l.some((m) => m.busy1), 'busy');
+  symlinkSync('b', `${link}.new`);
+  renameSync(`${link}.new`, link); // the link swapped: alive throughout
+  await runnerOn(t, y); // y alive, in the same batch
+  execFileSync('mkfifo', [join(s, 'n')]); // followed once the batch has reported
+  writeFileSync(free1, '');
+  await c.until((l) => l.some((m) => m.busy2), "y's listener busy");
+  rmSync(a); // no longer the link's
+  writeFileSync(free2, '');
+  await c.until((l) => statesOf(l, 's').at(-1) === 'dead', 'n followed');
+  await new Promise((r) => setTimeout(r, 300)); // anything it would still report
+  assert.deepEqual(statesOf(c.lines, 'link'), ['alive']);
+});
+
 test('an entry followed in a batch is looked at after what the kernel queued meanwhile (a listener busy before it is followed)', async (t) => {
   // One batch: y turns alive, and x is renamed into place in the watched directory s. Its reports come
   // first (y's listener is then busy, as an application's may be, or the process is stopped), and only
