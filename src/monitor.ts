@@ -144,6 +144,12 @@ class DirWatch {
   readonly names = new Map<string, Followed | Followed[]>();
   whole: Followed[] = [];
   uses = 0;
+  /**
+   * Moved or removed (IN_MOVE_SELF, IN_DELETE_SELF) since it was last added at one of its spellings:
+   * what happens in it from then on (a holder starting there, renaming its FIFO into place) is no
+   * longer news of any path through those spellings.
+   */
+  moved = false;
   constructor(wd: number, prefix: string) {
     this.wd = wd;
     this.prefixes = [prefix];
@@ -845,6 +851,7 @@ class Monitor {
     }
   }
 
+  /** The watch of directory `wd`, just added (again) at the spelling `prefix`. */
   #dirWatch(wd: number, prefix: string): DirWatch | null {
     const w = this.#watches.get(wd);
     if (w === undefined) {
@@ -852,7 +859,9 @@ class Monitor {
       this.#watches.set(wd, made);
       return made;
     }
-    return w instanceof DirWatch ? w : null;
+    if (!(w instanceof DirWatch)) return null;
+    w.moved = false; // (it is there again: moved back, or reached by another path)
+    return w;
   }
 
   /** Every entry of directory `dir`, for a directory of targets. */
@@ -1211,20 +1220,25 @@ class Monitor {
         // The directory went (or, IN_IGNORED alone, its watch did): whoever goes through it looks again.
         if (e.mask & IN.IGNORED) this.#forget(w);
         const gone = e.mask & (IN.DELETE_SELF | IN.MOVE_SELF) ? 'absent' : null;
-        for (const users of w.names.values()) {
+        for (const [key, users] of w.names) {
           for (const f of Array.isArray(users) ? users : [users]) {
             if (!fresh(f)) continue;
             const t = touch(f);
-            if (gone !== null) {
-              t.evidence.push(gone);
-              t.renamed = true;
-            }
+            if (gone === null) continue;
+            const hop = hopIndex(f, w, key);
+            if (hop > t.rebound) continue; // behind an entry replaced earlier in this batch: not this path's
+            t.evidence.push(gone);
+            t.renamed = true;
+            // Nor is what happens from now on in that directory, wherever it went, or to the FIFO in it:
+            // a holder opening the FIFO there is not a life of this path.
+            t.rebound = Math.min(t.rebound, hop);
           }
         }
+        if (gone !== null) w.moved = true;
         for (const f of w.whole) if (fresh(f)) touch(f);
         continue;
       }
-      if (e.name === '') continue;
+      if (e.name === '' || w.moved) continue;
       let paired = false;
       if (e.mask & IN.MOVED_FROM && e.name.startsWith('.') && e.name.endsWith('.new')) {
         if (this.#moves.size >= 256) this.#moves.delete(this.#moves.keys().next().value as number);

@@ -432,6 +432,49 @@ test('a link swapped while the main thread is busy: the removal of what it point
   assert.deepEqual(states, { link: ['dead', 'alive', 'absent', 'dead'] });
 });
 
+test("a directory renamed away: what happens in it afterwards is not its old paths' (holders starting there, the main thread busy)", async (t) => {
+  // x is a dead FIFO in s, y not there yet. While the watcher's main thread is busy, s is renamed away,
+  // a holder opens x there and another renames y into place there, as hold() does. Read after the
+  // IN_MOVE_SELF of s in the same batch, x's IN_OPEN and y's rename were taken for lives of s/x and s/y
+  // (dead, absent, alive, absent; absent, alive, absent), though neither path has existed since.
+  const base = tmp(t);
+  const [s, free] = ['s', 'free'].map((n) => join(base, n));
+  const [x, y] = ['x', 'y'].map((n) => join(s, n));
+  mkdirSync(s);
+  execFileSync('mkfifo', [x]);
+  const c = child(
+    t,
+    `import { watch } from ${INDEX};
+     import { existsSync } from 'node:fs';
+     const out = (o) => console.log(JSON.stringify(o));
+     const [x, y, free] = process.argv.slice(1);
+     let ready = 0;
+     for (const [name, path] of [['x', x], ['y', y]]) {
+       const w = watch(path);
+       w.on('change', (e) => out({ target: name, state: e.state }));
+       w.on('ready', () => ++ready === 2 && setTimeout(() => out({ ready: true }), 500));
+     }
+     process.stdin.on('data', () => {
+       out({ busy: true });
+       const end = Date.now() + 30000;
+       while (!existsSync(free) && Date.now() < end);
+     });`,
+    [x, y, free],
+  );
+  await c.until((l) => l.some((m) => m.ready) && statesOf(l, 'x').at(-1) === 'dead' && statesOf(l, 'y').at(-1) === 'absent', 'ready');
+  c.send('go');
+  await c.until((l) => l.some((m) => m.busy), 'busy');
+  const gone = `${s}.gone`;
+  renameSync(s, gone);
+  await runnerOn(t, join(gone, 'x'));
+  await runnerOn(t, join(gone, '.y.1234.new'));
+  renameSync(join(gone, '.y.1234.new'), join(gone, 'y'));
+  writeFileSync(free, '');
+  await c.until((l) => statesOf(l, 'x').at(-1) === 'absent', 'x absent');
+  await new Promise((r) => setTimeout(r, 300)); // anything it would still report
+  assert.deepEqual({ x: statesOf(c.lines, 'x'), y: statesOf(c.lines, 'y') }, { x: ['dead', 'absent'], y: ['absent'] });
+});
+
 test("a link swapped: what happens to its old pointee after the look that followed the swap is not the link's (a listener busy in that batch)", async (t) => {
   // One batch: the link is swapped from a to b (both alive), y turns alive and n is made in the watched
   // directory s. The look follows the link to b; the watch of a's entry is kept until the batch is
