@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { closeSync, constants, existsSync, mkdirSync, openSync, readFileSync, readSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { once } from 'node:events';
 import { tmp, state, start, startRunner, kill, until, compileC, BIN } from './helpers.js';
 import { child, INDEX, statesOf } from './child.js';
@@ -447,19 +447,19 @@ test("a directory renamed away: what happens in it afterwards is not its old pat
     `import { watch } from ${INDEX};
      import { existsSync } from 'node:fs';
      const out = (o) => console.log(JSON.stringify(o));
-     const [x, y, free] = process.argv.slice(1);
+     const [s, x, y, free] = process.argv.slice(1);
      let ready = 0;
-     for (const [name, path] of [['x', x], ['y', y]]) {
+     for (const [name, path] of [['x', x], ['y', y], ['s', s]]) {
        const w = watch(path);
-       w.on('change', (e) => out({ target: name, state: e.state }));
-       w.on('ready', () => ++ready === 2 && setTimeout(() => out({ ready: true }), 500));
+       w.on('change', (e) => out({ target: name, state: e.state, path: e.path }));
+       w.on('ready', () => ++ready === 3 && setTimeout(() => out({ ready: true }), 500));
      }
      process.stdin.on('data', () => {
        out({ busy: true });
        const end = Date.now() + 30000;
        while (!existsSync(free) && Date.now() < end);
      });`,
-    [x, y, free],
+    [s, x, y, free],
   );
   await c.until((l) => l.some((m) => m.ready) && statesOf(l, 'x').at(-1) === 'dead' && statesOf(l, 'y').at(-1) === 'absent', 'ready');
   c.send('go');
@@ -473,6 +473,9 @@ test("a directory renamed away: what happens in it afterwards is not its old pat
   await c.until((l) => statesOf(l, 'x').at(-1) === 'absent', 'x absent');
   await new Promise((r) => setTimeout(r, 300)); // anything it would still report
   assert.deepEqual({ x: statesOf(c.lines, 'x'), y: statesOf(c.lines, 'y') }, { x: ['dead', 'absent'], y: ['absent'] });
+  // The same of s watched as a directory of targets: it and its member x went; no y came.
+  const members = c.lines.filter((m) => m.target === 's').map((m) => `${basename(m.path)} ${m.state}`);
+  assert.deepEqual(members.sort(), ['s absent', 'x absent', 'x dead']);
 });
 
 test("a link swapped: what happens to its old pointee after the look that followed the swap is not the link's (a listener busy in that batch)", async (t) => {
