@@ -144,12 +144,6 @@ class DirWatch {
   readonly names = new Map<string, Followed | Followed[]>();
   whole: Followed[] = [];
   uses = 0;
-  /**
-   * Moved or removed (IN_MOVE_SELF, IN_DELETE_SELF) since it was last added at one of its spellings:
-   * what happens in it from then on (a holder starting there, renaming its FIFO into place) is no
-   * longer news of any path through those spellings.
-   */
-  moved = false;
   constructor(wd: number, prefix: string) {
     this.wd = wd;
     this.prefixes = [prefix];
@@ -188,15 +182,22 @@ interface Told {
   renamed: boolean;
   closedRenamed: boolean;
   /**
-   * The first hop of its chain whose entry was removed or replaced in this batch (Infinity: none):
-   * what happens further down the old chain after that (behind a swapped link) is no longer its.
+   * The first hop of its chain whose entry was removed or replaced in this batch, or whose directory
+   * was moved or removed (Infinity: none): what happens further down the old chain after that (behind
+   * a swapped link, in a directory renamed away) is no longer its.
    */
   rebound: number;
+  /**
+   * The directory watches it was told had moved or been removed (IN_MOVE_SELF, IN_DELETE_SELF; null:
+   * none): what happens in them afterwards, wherever they went, is not news of this path. (Nor is what
+   * happens to a FIFO its look has let go of: see #read.)
+   */
+  moved: DirWatch[] | null;
 }
 
 function told(f: Followed): Told {
   const held = f.writer >= 0;
-  return { evidence: [], serial: held ? f.serial : 0, dev: held ? f.dev : 0, ino: held ? f.ino : 0, fifo: f.fifo, lost: [], closedAt: -1, renamed: false, closedRenamed: false, rebound: Infinity };
+  return { evidence: [], serial: held ? f.serial : 0, dev: held ? f.dev : 0, ino: held ? f.ino : 0, fifo: f.fifo, lost: [], closedAt: -1, renamed: false, closedRenamed: false, rebound: Infinity, moved: null };
 }
 
 /** Whether the write end held when the batch began reported EPOLLERR: its FIFO lost its last reader. */
@@ -404,6 +405,11 @@ class Monitor {
    * target found in this batch starts from that evidence, even one gone again by then.
    */
   #unclaimed: Map<string, WatchState[]> | null = null;
+  /**
+   * Directories of targets this wave read had moved or been removed: what happens in them afterwards
+   * names nothing in them any more (neither evidence for #unclaimed nor names for their listeners).
+   */
+  #movedNow: Set<DirWatch> | null = null;
   /**
    * The directory watch (of a directory of targets) whose events named each entry in the batch being
    * handled: an entry followed in that batch hears the rest of them too (see #arm).
@@ -851,7 +857,6 @@ class Monitor {
     }
   }
 
-  /** The watch of directory `wd`, just added (again) at the spelling `prefix`. */
   #dirWatch(wd: number, prefix: string): DirWatch | null {
     const w = this.#watches.get(wd);
     if (w === undefined) {
@@ -859,9 +864,7 @@ class Monitor {
       this.#watches.set(wd, made);
       return made;
     }
-    if (!(w instanceof DirWatch)) return null;
-    w.moved = false; // (it is there again: moved back, or reached by another path)
-    return w;
+    return w instanceof DirWatch ? w : null;
   }
 
   /** Every entry of directory `dir`, for a directory of targets. */
@@ -1082,6 +1085,7 @@ class Monitor {
       this.#handling = false;
       this.#unclaimed = null;
       this.#namedBy = null;
+      this.#movedNow = null;
       this.#releaseLeaving();
     }
   }
@@ -1089,6 +1093,7 @@ class Monitor {
   /** One wave of #handle; returns the rounds of catching up done so far. */
   #wave(touched: Map<Followed, Told>, errored: number[], events: InotifyEvent[], rounds: number): number {
     const entries = new Map<Followed, string[] | null>();
+    this.#movedNow = null; // (a look of the last wave may have found one at its path again)
     const looks = new Map<Followed, Look>();
     let now = new Set(touched.keys());
     for (;;) {
@@ -1118,12 +1123,13 @@ class Monitor {
       const t = touched.get(f);
       if (t !== undefined && t.closedAt >= 0 && !heldDied(t) && serial === t.serial && this.#source?.writerLost(fd)) t.lost.push(serial);
     }
-    // What the kernel queued on the watches these looks let go of before they looked has been read (the
-    // catch-up found nothing more; past its cap, the rest comes with the next batch, which never heard
-    // them): anything later on them is not these paths' any more. Kept into a
-    // next wave, they told it of things that are no longer the path's (a link swapped from a to b, then
-    // a removed, read by the next wave's catch-up: absent, with the link alive throughout). What the
-    // reports below arm keeps the watch that named it until the next wave has caught up (see #arm).
+    // What the kernel queued on the watches these looks let go of before they looked has been read: the
+    // catch-up found nothing more. (Past its cap, or for looks outside a batch of the worker's, which
+    // cannot catch up, the rest comes with the next batch, which does not hear those watches.) Anything
+    // later on them is not these paths' any more: kept into a next wave, they told it of things that
+    // were no longer the path's (a link swapped from a to b, then a removed, read by the next wave's
+    // catch-up: absent, with the link alive throughout). What the reports below arm keeps the watch
+    // that named it until the next wave has caught up (see #arm).
     this.#releaseLeaving();
     for (const [f, t] of touched) {
       const look = looks.get(f);
@@ -1212,6 +1218,9 @@ class Monitor {
             t.closedRenamed = t.renamed || t.rebound !== Infinity;
           }
           if (t.rebound !== Infinity) continue;
+          // A directory it went through moved after a look of this wave had left it (and this FIFO):
+          // a holder opening this FIFO there is not a life of this path.
+          if (t.moved !== null && w !== f.fifo) continue;
           if (e.mask & IN.OPEN && f.state !== 'alive') t.evidence.push('alive');
         }
         continue;
@@ -1220,6 +1229,7 @@ class Monitor {
         // The directory went (or, IN_IGNORED alone, its watch did): whoever goes through it looks again.
         if (e.mask & IN.IGNORED) this.#forget(w);
         const gone = e.mask & (IN.DELETE_SELF | IN.MOVE_SELF) ? 'absent' : null;
+        if (gone !== null) (this.#movedNow ??= new Set()).add(w);
         for (const [key, users] of w.names) {
           for (const f of Array.isArray(users) ? users : [users]) {
             if (!fresh(f)) continue;
@@ -1229,16 +1239,17 @@ class Monitor {
             if (hop > t.rebound) continue; // behind an entry replaced earlier in this batch: not this path's
             t.evidence.push(gone);
             t.renamed = true;
-            // Nor is what happens from now on in that directory, wherever it went, or to the FIFO in it:
-            // a holder opening the FIFO there is not a life of this path.
+            // Nor is what happens from now on in that directory, wherever it went (a holder opening
+            // the FIFO there, renaming one into place), unless a look finds it at this path again.
+            // (A hop a look of this wave has left: Infinity, the chain it has now is still its.)
             t.rebound = Math.min(t.rebound, hop);
+            (t.moved ??= []).push(w);
           }
         }
-        if (gone !== null) w.moved = true;
         for (const f of w.whole) if (fresh(f)) touch(f);
         continue;
       }
-      if (e.name === '' || w.moved) continue;
+      if (e.name === '') continue;
       let paired = false;
       if (e.mask & IN.MOVED_FROM && e.name.startsWith('.') && e.name.endsWith('.new')) {
         if (this.#moves.size >= 256) this.#moves.delete(this.#moves.keys().next().value as number);
@@ -1250,7 +1261,7 @@ class Monitor {
           paired = from.wd === e.wd && isFreshNameOf(from.name, e.name);
         }
       }
-      if (w.whole.length > 0) {
+      if (w.whole.length > 0 && !this.#movedNow?.has(w)) {
         // A name only a directory's listener watches: what a rename proves, and a removal after it, is
         // kept for the target it may become in this batch (a holder that renamed its FIFO into place
         // and died, its FIFO perhaps removed too, before we look); and which watch named it (#arm).
@@ -1268,6 +1279,7 @@ class Monitor {
         for (const f of Array.isArray(users) ? users : [users]) {
           if (!fresh(f)) continue;
           const t = touch(f);
+          if (t.moved?.includes(w)) continue; // in a directory it was told had moved: not this path's
           if (f.extra?.aux === w && e.name === 'run') continue; // what the directory is changes, not whether it is there
           const hop = hopIndex(f, w, prefix + e.name);
           if (hop > t.rebound) continue; // behind an entry replaced earlier in this batch: not this path's any more
@@ -1279,6 +1291,7 @@ class Monitor {
           else if (paired) t.evidence.push('alive');
         }
       }
+      if (this.#movedNow?.has(w)) continue;
       for (const f of w.whole) {
         if (!fresh(f)) continue;
         const names = entries.get(f);

@@ -478,6 +478,79 @@ test("a directory renamed away: what happens in it afterwards is not its old pat
   assert.deepEqual(members.sort(), ['s absent', 'x absent', 'x dead']);
 });
 
+test('a directory renamed away after the batch was read: its IN_MOVE_SELF, read after the look, still ends what the path hears of it', async (t) => {
+  // The worker reads a holder's open of s/x, posts it and waits (the main thread is busy). The holder is
+  // killed, s renamed away, and a holder opens x there. The batch's look finds s/x absent and leaves s's
+  // watch and x's; its catch-up then reads the IN_MOVE_SELF and the second open, which was taken for a
+  // life of s/x (dead, alive, absent, alive, absent), though s/x has not existed since the rename.
+  const base = tmp(t);
+  const [s, free] = ['s', 'free'].map((n) => join(base, n));
+  const x = join(s, 'x');
+  mkdirSync(s);
+  execFileSync('mkfifo', [x]);
+  const c = child(
+    t,
+    `import { watch } from ${INDEX};
+     import { existsSync } from 'node:fs';
+     const out = (o) => console.log(JSON.stringify(o));
+     const [x, free] = process.argv.slice(1);
+     const w = watch(x);
+     w.on('change', (e) => out({ target: 'x', state: e.state }));
+     w.on('ready', () => setTimeout(() => out({ ready: true }), 500));
+     process.stdin.on('data', () => {
+       out({ busy: true });
+       const end = Date.now() + 30000;
+       while (!existsSync(free) && Date.now() < end);
+     });`,
+    [x, free],
+  );
+  await c.until((l) => l.some((m) => m.ready) && statesOf(l, 'x').at(-1) === 'dead', 'ready');
+  c.send('go');
+  await c.until((l) => l.some((m) => m.busy), 'busy');
+  await kill(await runnerOn(t, x));
+  await new Promise((r) => setTimeout(r, 200)); // the worker reads the open, posts it, and waits
+  const gone = `${s}.gone`;
+  renameSync(s, gone);
+  await kill(await runnerOn(t, join(gone, 'x')));
+  writeFileSync(free, '');
+  await c.until((l) => statesOf(l, 'x').at(-1) === 'absent', 'x absent');
+  await new Promise((r) => setTimeout(r, 300)); // anything it would still report
+  assert.deepEqual(statesOf(c.lines, 'x'), ['dead', 'alive', 'absent']);
+});
+
+test('a directory renamed, and watched at its new name before its IN_MOVE_SELF is read, is heard there', async (t) => {
+  // One watch() follows s/y, so s has a watch. s is renamed to s2 and s2/x is watched at once: its look
+  // shares s's watch, before the IN_MOVE_SELF is read. What the move ends is the old path's news, not
+  // that watch: a holder of s2/x is then seen (a first version of the fix kept it deaf, absent for good).
+  const base = tmp(t);
+  const [s, s2] = ['s', 's2'].map((n) => join(base, n));
+  mkdirSync(s);
+  const c = child(
+    t,
+    `import { watch } from ${INDEX};
+     import { renameSync } from 'node:fs';
+     const out = (o) => console.log(JSON.stringify(o));
+     const [s, s2] = process.argv.slice(1);
+     const y = watch(s + '/y');
+     y.on('change', (e) => out({ target: 'y', state: e.state }));
+     y.on('ready', () => setTimeout(() => out({ ready: true }), 500));
+     process.stdin.on('data', () => {
+       renameSync(s, s2);
+       const end = Date.now() + 200;
+       while (Date.now() < end); // the worker reads the IN_MOVE_SELF and posts it
+       watch(s2 + '/x').on('change', (e) => out({ target: 'x', state: e.state }));
+     });`,
+    [s, s2],
+  );
+  await c.until((l) => l.some((m) => m.ready), 'ready');
+  c.send('go');
+  await c.until((l) => statesOf(l, 'x').at(-1) === 'absent', 'x absent');
+  await new Promise((r) => setTimeout(r, 500)); // the batch with the IN_MOVE_SELF handled
+  await runnerOn(t, join(s2, 'x'));
+  await c.until((l) => statesOf(l, 'x').at(-1) === 'alive', 'x alive');
+  assert.deepEqual(statesOf(c.lines, 'x'), ['absent', 'alive']);
+});
+
 test("a link swapped: what happens to its old pointee after the look that followed the swap is not the link's (a listener busy in that batch)", async (t) => {
   // One batch: the link is swapped from a to b (both alive), y turns alive and n is made in the watched
   // directory s. The look follows the link to b; the watch of a's entry is kept until the batch is
