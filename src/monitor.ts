@@ -1247,6 +1247,16 @@ class Monitor {
           }
         }
         for (const f of w.whole) if (fresh(f)) touch(f);
+        // A name no one follows yet whose life this batch proved in that directory (a holder's rename
+        // into place) left with it: that, in order, is its evidence too (alive, absent, then whatever a
+        // new directory holds at that name).
+        if (gone !== null && w.whole.length > 0 && this.#unclaimed !== null) {
+          for (const prefix of w.prefixes) {
+            for (const [key, told] of this.#unclaimed) {
+              if (key.startsWith(prefix) && !key.includes('/', prefix.length) && told.at(-1) !== 'absent') told.push('absent');
+            }
+          }
+        }
         continue;
       }
       if (e.name === '') continue;

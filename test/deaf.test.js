@@ -551,6 +551,46 @@ test('a directory renamed, and watched at its new name before its IN_MOVE_SELF i
   assert.deepEqual(statesOf(c.lines, 'x'), ['absent', 'alive']);
 });
 
+test('a directory of targets renamed away just after a holder renamed its FIFO into place there: alive, then absent, then the new one', async (t) => {
+  // While the watcher's main thread is busy, a holder renames x into place in s (a name no one follows
+  // yet: its evidence is kept for the member it becomes), then s is renamed away and made again with a
+  // dead x. The move was not added to that evidence: x was reported alive, then dead, as if its holder
+  // had died at s/x (seen by the chaos soak). Its holder is killed last, in the old s.
+  const base = tmp(t);
+  const [s, free] = ['s', 'free'].map((n) => join(base, n));
+  mkdirSync(s);
+  const c = child(
+    t,
+    `import { watch } from ${INDEX};
+     import { existsSync } from 'node:fs';
+     const out = (o) => console.log(JSON.stringify(o));
+     const [s, free] = process.argv.slice(1);
+     const w = watch(s);
+     w.on('change', (e) => out({ target: 's', state: e.state, path: e.path }));
+     w.on('ready', () => setTimeout(() => out({ ready: true }), 500));
+     process.stdin.on('data', () => {
+       out({ busy: true });
+       const end = Date.now() + 30000;
+       while (!existsSync(free) && Date.now() < end);
+     });`,
+    [s, free],
+  );
+  await c.until((l) => l.some((m) => m.ready), 'ready');
+  c.send('go');
+  await c.until((l) => l.some((m) => m.busy), 'busy');
+  const holder = await runnerOn(t, join(s, '.x.1234.new'));
+  renameSync(join(s, '.x.1234.new'), join(s, 'x'));
+  renameSync(s, `${s}.gone`);
+  mkdirSync(s);
+  execFileSync('mkfifo', [join(s, 'x')]);
+  await kill(holder);
+  writeFileSync(free, '');
+  await c.until((l) => statesOf(l, 's').at(-1) === 'dead', 'the new x dead');
+  await new Promise((r) => setTimeout(r, 300)); // anything it would still report
+  const x = c.lines.filter((m) => m.target === 's' && basename(m.path) === 'x').map((m) => m.state);
+  assert.deepEqual(x, ['alive', 'absent', 'dead']);
+});
+
 test("a link swapped: what happens to its old pointee after the look that followed the swap is not the link's (a listener busy in that batch)", async (t) => {
   // One batch: the link is swapped from a to b (both alive), y turns alive and n is made in the watched
   // directory s. The look follows the link to b; the watch of a's entry is kept until the batch is
