@@ -406,8 +406,8 @@ class Monitor {
    */
   #unclaimed: Map<string, WatchState[]> | null = null;
   /**
-   * Directories of targets this wave read had moved or been removed: what happens in them afterwards
-   * names nothing in them any more (neither evidence for #unclaimed nor names for their listeners).
+   * Directories this wave read had moved or been removed: what happens in them afterwards names nothing
+   * in the directories of targets they were (neither evidence for #unclaimed nor names for listeners).
    */
   #movedNow: Set<DirWatch> | null = null;
   /**
@@ -1249,12 +1249,12 @@ class Monitor {
         for (const f of w.whole) if (fresh(f)) touch(f);
         // A name no one follows yet whose life this batch proved in that directory (a holder's rename
         // into place) left with it: that, in order, is its evidence too (alive, absent, then whatever a
-        // new directory holds at that name).
-        if (gone !== null && w.whole.length > 0 && this.#unclaimed !== null) {
-          for (const prefix of w.prefixes) {
-            for (const [key, told] of this.#unclaimed) {
-              if (key.startsWith(prefix) && !key.includes('/', prefix.length) && told.at(-1) !== 'absent') told.push('absent');
-            }
+        // new directory holds at that name). Only where this directory was the last to name it: a new
+        // directory made at the same path may have named it since.
+        if (gone !== null && this.#unclaimed !== null) {
+          for (const [key, by] of this.#namedBy ?? []) {
+            const told = by === w ? this.#unclaimed.get(key) : undefined;
+            if (told !== undefined && told.at(-1) !== 'absent') told.push('absent');
           }
         }
         continue;
