@@ -141,12 +141,18 @@ class DirWatch {
   wd: number;
   /** The directory's spellings, each ending in '/'. */
   prefixes: string[];
+  /**
+   * For each spelling, the marker of the last look that found the directory there: a spelling found
+   * before the directory moved is dropped when its IN_MOVE_SELF is read (see #read).
+   */
+  marks: number[];
   readonly names = new Map<string, Followed | Followed[]>();
   whole: Followed[] = [];
   uses = 0;
-  constructor(wd: number, prefix: string) {
+  constructor(wd: number, prefix: string, mark: number) {
     this.wd = wd;
     this.prefixes = [prefix];
+    this.marks = [mark];
   }
 }
 
@@ -189,8 +195,8 @@ interface Told {
   rebound: number;
   /**
    * The directory watches it was told had moved or been removed (IN_MOVE_SELF, IN_DELETE_SELF; null:
-   * none): what happens in them afterwards, wherever they went, is not news of this path. (Nor is what
-   * happens to a FIFO its look has let go of: see #read.)
+   * none): what happens in them afterwards, wherever they went, is not news of this path; nor, once
+   * told, is what happens to a FIFO other than the one its latest look found (see #read).
    */
   moved: DirWatch[] | null;
 }
@@ -405,11 +411,6 @@ class Monitor {
    * target found in this batch starts from that evidence, even one gone again by then.
    */
   #unclaimed: Map<string, WatchState[]> | null = null;
-  /**
-   * Directories this wave read had moved or been removed: what happens in them afterwards names nothing
-   * in the directories of targets they were (neither evidence for #unclaimed nor names for listeners).
-   */
-  #movedNow: Set<DirWatch> | null = null;
   /**
    * The directory watch (of a directory of targets) whose events named each entry in the batch being
    * handled: an entry followed in that batch hears the rest of them too (see #arm).
@@ -743,7 +744,7 @@ class Monitor {
     const mark = source === null ? 0 : this.#markNow(source);
     try {
       for (let links = 0; ; ) {
-        if (source !== null) watched(this.#hop(source, f, hops, dirname(p), basename(p)));
+        if (source !== null) watched(this.#hop(source, f, hops, dirname(p), basename(p), mark));
         const st = probeEntry(p);
         if (st.kind === 'absent') break;
         if (st.kind === 'link') {
@@ -753,15 +754,15 @@ class Monitor {
         }
         if (st.kind === 'dir') {
           if (source !== null) {
-            watched(this.#hop(source, f, hops, p, 'supervise'));
-            if (f.mode !== 'wait') setExtra(f, 'aux', watched(this.#hop(source, f, hops, p, 'run')));
+            watched(this.#hop(source, f, hops, p, 'supervise', mark));
+            if (f.mode !== 'wait') setExtra(f, 'aux', watched(this.#hop(source, f, hops, p, 'run', mark)));
           }
           if (f.mode === 'wait' || isServiceDir(p)) {
             p = join(p, 'supervise', 'ok');
             continue;
           }
           kind = f.mode === 'watch' ? DIRECTORY : NOTHING;
-          if (kind === DIRECTORY && source !== null) whole = watched(this.#watchWhole(source, f, p));
+          if (kind === DIRECTORY && source !== null) whole = watched(this.#watchWhole(source, f, p, mark));
           break;
         }
         const fifo = st.kind === 'fifo';
@@ -834,14 +835,13 @@ class Monitor {
    * component), as a hop of `f` added to `hops`. Returns the watch, or the errno name if none could be
    * added.
    */
-  #hop(source: EventSource, f: Followed, hops: Array<DirWatch | string>, dir: string, name: string): DirWatch | string {
+  #hop(source: EventSource, f: Followed, hops: Array<DirWatch | string>, dir: string, name: string, mark: number): DirWatch | string {
     for (;;) {
       const wd = source.addWatch(dir, DIR_MASK);
       if (typeof wd === 'number') {
         const prefix = dir.endsWith('/') ? dir : `${dir}/`;
-        const w = this.#dirWatch(wd, prefix);
+        const w = this.#dirWatch(wd, prefix, mark);
         if (w === null) return 'EAGAIN'; // replaced under us by something we watch otherwise: look again soon
-        if (!w.prefixes.includes(prefix)) w.prefixes = [...w.prefixes, prefix];
         const spelt = prefix + name;
         const key = spelt === f.path ? f.path : spelt;
         if (hasHop(f, hops, w, key)) return w;
@@ -857,21 +857,28 @@ class Monitor {
     }
   }
 
-  #dirWatch(wd: number, prefix: string): DirWatch | null {
+  /** The watch of directory `wd`, just found at the spelling `prefix` by the look of marker `mark`. */
+  #dirWatch(wd: number, prefix: string, mark: number): DirWatch | null {
     const w = this.#watches.get(wd);
     if (w === undefined) {
-      const made = new DirWatch(wd, prefix);
+      const made = new DirWatch(wd, prefix, mark);
       this.#watches.set(wd, made);
       return made;
     }
-    return w instanceof DirWatch ? w : null;
+    if (!(w instanceof DirWatch)) return null;
+    const i = w.prefixes.indexOf(prefix);
+    if (i < 0) {
+      w.prefixes = [...w.prefixes, prefix];
+      w.marks = [...w.marks, mark];
+    } else w.marks[i] = Math.max(w.marks[i] as number, mark);
+    return w;
   }
 
   /** Every entry of directory `dir`, for a directory of targets. */
-  #watchWhole(source: EventSource, f: Followed, dir: string): DirWatch | string {
+  #watchWhole(source: EventSource, f: Followed, dir: string, mark: number): DirWatch | string {
     const wd = source.addWatch(dir, DIR_MASK);
     if (typeof wd !== 'number') return wd;
-    const w = this.#dirWatch(wd, dir.endsWith('/') ? dir : `${dir}/`);
+    const w = this.#dirWatch(wd, dir.endsWith('/') ? dir : `${dir}/`, mark);
     if (w === null) return 'EAGAIN';
     if (!w.whole.includes(f)) {
       w.whole = [...w.whole, f];
@@ -1085,7 +1092,6 @@ class Monitor {
       this.#handling = false;
       this.#unclaimed = null;
       this.#namedBy = null;
-      this.#movedNow = null;
       this.#releaseLeaving();
     }
   }
@@ -1093,7 +1099,6 @@ class Monitor {
   /** One wave of #handle; returns the rounds of catching up done so far. */
   #wave(touched: Map<Followed, Told>, errored: number[], events: InotifyEvent[], rounds: number): number {
     const entries = new Map<Followed, string[] | null>();
-    this.#movedNow = null; // (a look of the last wave may have found one at its path again)
     const looks = new Map<Followed, Look>();
     let now = new Set(touched.keys());
     for (;;) {
@@ -1218,8 +1223,9 @@ class Monitor {
             t.closedRenamed = t.renamed || t.rebound !== Infinity;
           }
           if (t.rebound !== Infinity) continue;
-          // A directory it went through moved after a look of this wave had left it (and this FIFO):
-          // a holder opening this FIFO there is not a life of this path.
+          // A directory it went through moved after a look of this wave had left it and this FIFO (a
+          // hop it still went through set rebound, above): a holder opening this FIFO there is not a
+          // life of this path.
           if (t.moved !== null && w !== f.fifo) continue;
           if (e.mask & IN.OPEN && f.state !== 'alive') t.evidence.push('alive');
         }
@@ -1229,7 +1235,6 @@ class Monitor {
         // The directory went (or, IN_IGNORED alone, its watch did): whoever goes through it looks again.
         if (e.mask & IN.IGNORED) this.#forget(w);
         const gone = e.mask & (IN.DELETE_SELF | IN.MOVE_SELF) ? 'absent' : null;
-        if (gone !== null) (this.#movedNow ??= new Set()).add(w);
         for (const [key, users] of w.names) {
           for (const f of Array.isArray(users) ? users : [users]) {
             if (!fresh(f)) continue;
@@ -1240,13 +1245,23 @@ class Monitor {
             t.evidence.push(gone);
             t.renamed = true;
             // Nor is what happens from now on in that directory, wherever it went (a holder opening
-            // the FIFO there, renaming one into place), unless a look finds it at this path again.
-            // (A hop a look of this wave has left: Infinity, the chain it has now is still its.)
+            // the FIFO there, renaming one into place), in this wave: a directory moved back cannot be
+            // told from one gone. (A hop a look of this wave has left: Infinity, the chain it has now
+            // is still its.)
             t.rebound = Math.min(t.rebound, hop);
             (t.moved ??= []).push(w);
           }
         }
         for (const f of w.whole) if (fresh(f)) touch(f);
+        if (gone !== null) {
+          // The spellings it had when it went name it no more (inotify says that it moved, not where
+          // to): what happens in it afterwards is no news of their names, in this batch or later. Those
+          // a look found it at since (its new name, or its old one again) stay; the paths through
+          // the others, touched above, look again and add theirs back if it is there.
+          const keep = w.marks.map((m) => m > this.#seenMark);
+          w.prefixes = w.prefixes.filter((_, i) => keep[i]);
+          w.marks = w.marks.filter((_, i) => keep[i]);
+        }
         // A name no one follows yet whose life this batch proved in that directory (a holder's rename
         // into place) left with it: that, in order, is its evidence too (alive, absent, then whatever a
         // new directory holds at that name). Only where this directory was the last to name it: a new
@@ -1271,7 +1286,7 @@ class Monitor {
           paired = from.wd === e.wd && isFreshNameOf(from.name, e.name);
         }
       }
-      if (w.whole.length > 0 && !this.#movedNow?.has(w)) {
+      if (w.whole.length > 0) {
         // A name only a directory's listener watches: what a rename proves, and a removal after it, is
         // kept for the target it may become in this batch (a holder that renamed its FIFO into place
         // and died, its FIFO perhaps removed too, before we look); and which watch named it (#arm).
@@ -1301,7 +1316,6 @@ class Monitor {
           else if (paired) t.evidence.push('alive');
         }
       }
-      if (this.#movedNow?.has(w)) continue;
       for (const f of w.whole) {
         if (!fresh(f)) continue;
         const names = entries.get(f);

@@ -591,6 +591,101 @@ test('a directory of targets renamed away just after a holder renamed its FIFO i
   assert.deepEqual(x, ['alive', 'absent', 'dead']);
 });
 
+/** The states a child reported for the member `name` of a watched directory (lines {target, state, path}). */
+const memberStates = (lines, target, name) => lines.filter((m) => m.target === target && m.path && basename(m.path) === name).map((m) => m.state);
+
+test('a directory renamed away keeps no old name: what happens in it in a later batch is not news of its old paths', async (t) => {
+  // s is renamed to s.gone and a new s made; both are watched as directories of targets. Later, a holder
+  // renames x into place in s.gone while s/x is made dead. The watch of s.gone kept its old spelling s/:
+  // the rename was taken for s/x too (alive, dead for s/x).
+  const base = tmp(t);
+  const [s, gone, free] = ['s', 's.gone', 'free'].map((n) => join(base, n));
+  mkdirSync(s);
+  const c = child(
+    t,
+    `import { watch } from ${INDEX};
+     import { existsSync } from 'node:fs';
+     const out = (o) => console.log(JSON.stringify(o));
+     const [s, gone, free] = process.argv.slice(1);
+     let ready = 0;
+     for (const [name, path] of [['s', s], ['gone', gone]]) {
+       const w = watch(path);
+       w.on('change', (e) => out({ target: name, state: e.state, path: e.path }));
+       w.on('ready', () => ++ready === 2 && setTimeout(() => out({ ready: true }), 500));
+     }
+     process.stdin.on('data', () => {
+       out({ busy: true });
+       const end = Date.now() + 30000;
+       while (!existsSync(free) && Date.now() < end);
+     });`,
+    [s, gone, free],
+  );
+  await c.until((l) => l.some((m) => m.ready), 'ready');
+  renameSync(s, gone);
+  mkdirSync(s);
+  await new Promise((r) => setTimeout(r, 500)); // handled: s.gone is the old directory, s a new one
+  c.send('go');
+  await c.until((l) => l.some((m) => m.busy), 'busy');
+  await runnerOn(t, join(gone, '.x.1234.new'));
+  renameSync(join(gone, '.x.1234.new'), join(gone, 'x'));
+  execFileSync('mkfifo', [join(s, 'x')]);
+  writeFileSync(free, '');
+  await c.until((l) => memberStates(l, 's', 'x').at(-1) === 'dead' && memberStates(l, 'gone', 'x').at(-1) === 'alive', 'both x');
+  await new Promise((r) => setTimeout(r, 300)); // anything it would still report
+  assert.deepEqual({ s: memberStates(c.lines, 's', 'x'), gone: memberStates(c.lines, 'gone', 'x') }, { s: ['dead'], gone: ['alive'] });
+});
+
+test('a member followed after its directory moved does not hear the moved directory in the next wave', async (t) => {
+  // One batch: a holder renames x into place in s, s is renamed to s.gone, a new s is made with a dead
+  // x, and y turns alive. Its listener is busy in the report phase, before s's listener follows s/x (in
+  // a next wave); meanwhile a second holder renames x into place in s.gone. That rename was taken for
+  // s/x's: alive, absent, alive, dead.
+  const base = tmp(t);
+  const [s, gone, y, free1, free2] = ['s', 's.gone', 'y', 'free1', 'free2'].map((n) => join(base, n));
+  mkdirSync(s);
+  execFileSync('mkfifo', [y]);
+  const c = child(
+    t,
+    `import { watch } from ${INDEX};
+     import { existsSync } from 'node:fs';
+     const out = (o) => console.log(JSON.stringify(o));
+     const [s, gone, y, free1, free2] = process.argv.slice(1);
+     const busy = (flag, what) => {
+       out({ [what]: true });
+       const end = Date.now() + 30000;
+       while (!existsSync(flag) && Date.now() < end);
+     };
+     let ready = 0;
+     for (const [name, path] of [['s', s], ['gone', gone], ['y', y]]) {
+       const w = watch(path);
+       w.on('change', (e) => {
+         out({ target: name, state: e.state, path: e.path });
+         if (name === 'y' && e.state === 'alive') busy(free2, 'busy2');
+       });
+       w.on('ready', () => ++ready === 3 && setTimeout(() => out({ ready: true }), 500));
+     }
+     process.stdin.on('data', () => busy(free1, 'busy1'));`,
+    [s, gone, y, free1, free2],
+  );
+  await c.until((l) => l.some((m) => m.ready), 'ready');
+  c.send('go');
+  await c.until((l) => l.some((m) => m.busy1), 'busy');
+  await runnerOn(t, join(s, '.x.1.new'));
+  renameSync(join(s, '.x.1.new'), join(s, 'x'));
+  renameSync(s, gone);
+  mkdirSync(s);
+  execFileSync('mkfifo', [join(s, 'x')]);
+  await runnerOn(t, y);
+  writeFileSync(free1, '');
+  await c.until((l) => l.some((m) => m.busy2), "y's listener busy");
+  await runnerOn(t, join(gone, '.x.2.new'));
+  renameSync(join(gone, '.x.2.new'), join(gone, 'x'));
+  writeFileSync(free2, '');
+  await c.until((l) => memberStates(l, 's', 'x').at(-1) === 'dead', 'the new x dead');
+  await new Promise((r) => setTimeout(r, 300)); // anything it would still report
+  assert.deepEqual(memberStates(c.lines, 's', 'x'), ['alive', 'absent', 'dead']);
+});
+
 test("a link swapped: what happens to its old pointee after the look that followed the swap is not the link's (a listener busy in that batch)", async (t) => {
   // One batch: the link is swapped from a to b (both alive), y turns alive and n is made in the watched
   // directory s. The look follows the link to b; the watch of a's entry is kept until the batch is
