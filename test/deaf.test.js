@@ -432,44 +432,75 @@ test('a link swapped while the main thread is busy: the removal of what it point
   assert.deepEqual(states, { link: ['dead', 'alive', 'absent', 'dead'] });
 });
 
-test("a directory renamed away: what happens in it afterwards is not its old paths' (holders starting there, the main thread busy)", async (t) => {
-  // x is a dead FIFO in s, y not there yet. While the watcher's main thread is busy, s is renamed away,
-  // a holder opens x there and another renames y into place there, as hold() does. Read after the
-  // IN_MOVE_SELF of s in the same batch, x's IN_OPEN and y's rename were taken for lives of s/x and s/y
-  // (dead, absent, alive, absent; absent, alive, absent), though neither path has existed since.
-  const base = tmp(t);
-  const [s, free] = ['s', 'free'].map((n) => join(base, n));
-  const [x, y] = ['x', 'y'].map((n) => join(s, n));
-  mkdirSync(s);
-  execFileSync('mkfifo', [x]);
+/** The states a child reported for the member `name` of a watched directory (lines {target, state, path}). */
+const memberStates = (lines, target, name) => lines.filter((m) => m.target === target && m.path && basename(m.path) === name).map((m) => m.state);
+
+/**
+ * A child that watches each of `watched` (name → path), each with its own watch(), and prints
+ * {target, state, path} for every change. Resolves once all are ready, with the child and: `busy()`,
+ * which makes its main thread busy (as a SIGSTOP would, the worker still reading) until `free()`; and,
+ * with `busyWhen` (a name), `untilBusy2()` and `free2()`: that target's listener is busy the first time
+ * it reports alive, during a batch's reports, until `free2()`.
+ */
+async function busyChild(t, watched, busyWhen = '') {
+  const dir = tmp(t);
+  const [flag1, flag2] = [join(dir, 'free1'), join(dir, 'free2')];
   const c = child(
     t,
     `import { watch } from ${INDEX};
      import { existsSync } from 'node:fs';
      const out = (o) => console.log(JSON.stringify(o));
-     const [s, x, y, free] = process.argv.slice(1);
-     let ready = 0;
-     for (const [name, path] of [['x', x], ['y', y], ['s', s]]) {
-       const w = watch(path);
-       w.on('change', (e) => out({ target: name, state: e.state, path: e.path }));
-       w.on('ready', () => ++ready === 3 && setTimeout(() => out({ ready: true }), 500));
-     }
-     process.stdin.on('data', () => {
-       out({ busy: true });
+     const [pairs, flag1, flag2, busyWhen] = [JSON.parse(process.argv[1]), ...process.argv.slice(2)];
+     const busy = (flag, what) => {
+       out({ [what]: true });
        const end = Date.now() + 30000;
-       while (!existsSync(free) && Date.now() < end);
-     });`,
-    [s, x, y, free],
+       while (!existsSync(flag) && Date.now() < end);
+     };
+     let ready = 0;
+     let busied = false;
+     for (const [name, path] of pairs) {
+       const w = watch(path);
+       w.on('change', (e) => {
+         out({ target: name, state: e.state, path: e.path });
+         if (name === busyWhen && e.state === 'alive' && !busied) {
+           busied = true;
+           busy(flag2, 'busy2');
+         }
+       });
+       w.on('ready', () => ++ready === pairs.length && setTimeout(() => out({ ready: true }), 500));
+     }
+     process.stdin.on('data', () => busy(flag1, 'busy1'));`,
+    [JSON.stringify(Object.entries(watched)), flag1, flag2, busyWhen],
   );
-  await c.until((l) => l.some((m) => m.ready) && statesOf(l, 'x').at(-1) === 'dead' && statesOf(l, 'y').at(-1) === 'absent', 'ready');
-  c.send('go');
-  await c.until((l) => l.some((m) => m.busy), 'busy');
+  await c.until((l) => l.some((m) => m.ready), 'ready');
+  return Object.assign(c, {
+    busy: async () => {
+      c.send('go');
+      await c.until((l) => l.some((m) => m.busy1), 'busy');
+    },
+    free: () => writeFileSync(flag1, ''),
+    untilBusy2: () => c.until((l) => l.some((m) => m.busy2), 'the listener busy'),
+    free2: () => writeFileSync(flag2, ''),
+  });
+}
+
+test("a directory renamed away: what happens in it afterwards is not its old paths' (holders starting there, the main thread busy)", async (t) => {
+  // x is a dead FIFO in s, y not there yet. While the watcher's main thread is busy, s is renamed away,
+  // a holder opens x there and another renames y into place there, as hold() does. Read after the
+  // IN_MOVE_SELF of s in the same batch, x's IN_OPEN and y's rename were taken for lives of s/x and s/y
+  // (dead, absent, alive, absent; absent, alive, absent), though neither path has existed since.
+  const s = join(tmp(t), 's');
+  const [x, y] = ['x', 'y'].map((n) => join(s, n));
+  mkdirSync(s);
+  execFileSync('mkfifo', [x]);
+  const c = await busyChild(t, { x, y, s });
+  await c.busy();
   const gone = `${s}.gone`;
   renameSync(s, gone);
   await runnerOn(t, join(gone, 'x'));
   await runnerOn(t, join(gone, '.y.1234.new'));
   renameSync(join(gone, '.y.1234.new'), join(gone, 'y'));
-  writeFileSync(free, '');
+  c.free();
   await c.until((l) => statesOf(l, 'x').at(-1) === 'absent', 'x absent');
   await new Promise((r) => setTimeout(r, 300)); // anything it would still report
   assert.deepEqual({ x: statesOf(c.lines, 'x'), y: statesOf(c.lines, 'y') }, { x: ['dead', 'absent'], y: ['absent'] });
@@ -483,36 +514,18 @@ test('a directory renamed away after the batch was read: its IN_MOVE_SELF, read 
   // killed, s renamed away, and a holder opens x there. The batch's look finds s/x absent and leaves s's
   // watch and x's; its catch-up then reads the IN_MOVE_SELF and the second open, which was taken for a
   // life of s/x (dead, alive, absent, alive, absent), though s/x has not existed since the rename.
-  const base = tmp(t);
-  const [s, free] = ['s', 'free'].map((n) => join(base, n));
+  const s = join(tmp(t), 's');
   const x = join(s, 'x');
   mkdirSync(s);
   execFileSync('mkfifo', [x]);
-  const c = child(
-    t,
-    `import { watch } from ${INDEX};
-     import { existsSync } from 'node:fs';
-     const out = (o) => console.log(JSON.stringify(o));
-     const [x, free] = process.argv.slice(1);
-     const w = watch(x);
-     w.on('change', (e) => out({ target: 'x', state: e.state }));
-     w.on('ready', () => setTimeout(() => out({ ready: true }), 500));
-     process.stdin.on('data', () => {
-       out({ busy: true });
-       const end = Date.now() + 30000;
-       while (!existsSync(free) && Date.now() < end);
-     });`,
-    [x, free],
-  );
-  await c.until((l) => l.some((m) => m.ready) && statesOf(l, 'x').at(-1) === 'dead', 'ready');
-  c.send('go');
-  await c.until((l) => l.some((m) => m.busy), 'busy');
+  const c = await busyChild(t, { x });
+  await c.busy();
   await kill(await runnerOn(t, x));
   await new Promise((r) => setTimeout(r, 200)); // the worker reads the open, posts it, and waits
   const gone = `${s}.gone`;
   renameSync(s, gone);
   await kill(await runnerOn(t, join(gone, 'x')));
-  writeFileSync(free, '');
+  c.free();
   await c.until((l) => statesOf(l, 'x').at(-1) === 'absent', 'x absent');
   await new Promise((r) => setTimeout(r, 300)); // anything it would still report
   assert.deepEqual(statesOf(c.lines, 'x'), ['dead', 'alive', 'absent']);
@@ -556,80 +569,38 @@ test('a directory of targets renamed away just after a holder renamed its FIFO i
   // yet: its evidence is kept for the member it becomes), then s is renamed away and made again with a
   // dead x. The move was not added to that evidence: x was reported alive, then dead, as if its holder
   // had died at s/x (seen by the chaos soak). Its holder is killed last, in the old s.
-  const base = tmp(t);
-  const [s, free] = ['s', 'free'].map((n) => join(base, n));
+  const s = join(tmp(t), 's');
   mkdirSync(s);
-  const c = child(
-    t,
-    `import { watch } from ${INDEX};
-     import { existsSync } from 'node:fs';
-     const out = (o) => console.log(JSON.stringify(o));
-     const [s, free] = process.argv.slice(1);
-     const w = watch(s);
-     w.on('change', (e) => out({ target: 's', state: e.state, path: e.path }));
-     w.on('ready', () => setTimeout(() => out({ ready: true }), 500));
-     process.stdin.on('data', () => {
-       out({ busy: true });
-       const end = Date.now() + 30000;
-       while (!existsSync(free) && Date.now() < end);
-     });`,
-    [s, free],
-  );
-  await c.until((l) => l.some((m) => m.ready), 'ready');
-  c.send('go');
-  await c.until((l) => l.some((m) => m.busy), 'busy');
+  const c = await busyChild(t, { s });
+  await c.busy();
   const holder = await runnerOn(t, join(s, '.x.1234.new'));
   renameSync(join(s, '.x.1234.new'), join(s, 'x'));
   renameSync(s, `${s}.gone`);
   mkdirSync(s);
   execFileSync('mkfifo', [join(s, 'x')]);
   await kill(holder);
-  writeFileSync(free, '');
-  await c.until((l) => statesOf(l, 's').at(-1) === 'dead', 'the new x dead');
+  c.free();
+  await c.until((l) => memberStates(l, 's', 'x').at(-1) === 'dead', 'the new x dead');
   await new Promise((r) => setTimeout(r, 300)); // anything it would still report
-  const x = c.lines.filter((m) => m.target === 's' && basename(m.path) === 'x').map((m) => m.state);
-  assert.deepEqual(x, ['alive', 'absent', 'dead']);
+  assert.deepEqual(memberStates(c.lines, 's', 'x'), ['alive', 'absent', 'dead']);
 });
-
-/** The states a child reported for the member `name` of a watched directory (lines {target, state, path}). */
-const memberStates = (lines, target, name) => lines.filter((m) => m.target === target && m.path && basename(m.path) === name).map((m) => m.state);
 
 test('a directory renamed away keeps no old name: what happens in it in a later batch is not news of its old paths', async (t) => {
   // s is renamed to s.gone and a new s made; both are watched as directories of targets. Later, a holder
   // renames x into place in s.gone while s/x is made dead. The watch of s.gone kept its old spelling s/:
   // the rename was taken for s/x too (alive, dead for s/x).
   const base = tmp(t);
-  const [s, gone, free] = ['s', 's.gone', 'free'].map((n) => join(base, n));
+  const [s, gone] = ['s', 's.gone'].map((n) => join(base, n));
   mkdirSync(s);
-  const c = child(
-    t,
-    `import { watch } from ${INDEX};
-     import { existsSync } from 'node:fs';
-     const out = (o) => console.log(JSON.stringify(o));
-     const [s, gone, free] = process.argv.slice(1);
-     let ready = 0;
-     for (const [name, path] of [['s', s], ['gone', gone]]) {
-       const w = watch(path);
-       w.on('change', (e) => out({ target: name, state: e.state, path: e.path }));
-       w.on('ready', () => ++ready === 2 && setTimeout(() => out({ ready: true }), 500));
-     }
-     process.stdin.on('data', () => {
-       out({ busy: true });
-       const end = Date.now() + 30000;
-       while (!existsSync(free) && Date.now() < end);
-     });`,
-    [s, gone, free],
-  );
-  await c.until((l) => l.some((m) => m.ready), 'ready');
+  const c = await busyChild(t, { s, gone });
   renameSync(s, gone);
   mkdirSync(s);
   await new Promise((r) => setTimeout(r, 500)); // handled: s.gone is the old directory, s a new one
-  c.send('go');
-  await c.until((l) => l.some((m) => m.busy), 'busy');
+  await c.busy();
   await runnerOn(t, join(gone, '.x.1234.new'));
   renameSync(join(gone, '.x.1234.new'), join(gone, 'x'));
   execFileSync('mkfifo', [join(s, 'x')]);
-  writeFileSync(free, '');
+  c.free();
   await c.until((l) => memberStates(l, 's', 'x').at(-1) === 'dead' && memberStates(l, 'gone', 'x').at(-1) === 'alive', 'both x');
   await new Promise((r) => setTimeout(r, 300)); // anything it would still report
   assert.deepEqual({ s: memberStates(c.lines, 's', 'x'), gone: memberStates(c.lines, 'gone', 'x') }, { s: ['dead'], gone: ['alive'] });
@@ -641,46 +612,22 @@ test('a member followed after its directory moved does not hear the moved direct
   // a next wave); meanwhile a second holder renames x into place in s.gone. That rename was taken for
   // s/x's: alive, absent, alive, dead.
   const base = tmp(t);
-  const [s, gone, y, free1, free2] = ['s', 's.gone', 'y', 'free1', 'free2'].map((n) => join(base, n));
+  const [s, gone, y] = ['s', 's.gone', 'y'].map((n) => join(base, n));
   mkdirSync(s);
   execFileSync('mkfifo', [y]);
-  const c = child(
-    t,
-    `import { watch } from ${INDEX};
-     import { existsSync } from 'node:fs';
-     const out = (o) => console.log(JSON.stringify(o));
-     const [s, gone, y, free1, free2] = process.argv.slice(1);
-     const busy = (flag, what) => {
-       out({ [what]: true });
-       const end = Date.now() + 30000;
-       while (!existsSync(flag) && Date.now() < end);
-     };
-     let ready = 0;
-     for (const [name, path] of [['s', s], ['gone', gone], ['y', y]]) {
-       const w = watch(path);
-       w.on('change', (e) => {
-         out({ target: name, state: e.state, path: e.path });
-         if (name === 'y' && e.state === 'alive') busy(free2, 'busy2');
-       });
-       w.on('ready', () => ++ready === 3 && setTimeout(() => out({ ready: true }), 500));
-     }
-     process.stdin.on('data', () => busy(free1, 'busy1'));`,
-    [s, gone, y, free1, free2],
-  );
-  await c.until((l) => l.some((m) => m.ready), 'ready');
-  c.send('go');
-  await c.until((l) => l.some((m) => m.busy1), 'busy');
+  const c = await busyChild(t, { s, gone, y }, 'y');
+  await c.busy();
   await runnerOn(t, join(s, '.x.1.new'));
   renameSync(join(s, '.x.1.new'), join(s, 'x'));
   renameSync(s, gone);
   mkdirSync(s);
   execFileSync('mkfifo', [join(s, 'x')]);
   await runnerOn(t, y);
-  writeFileSync(free1, '');
-  await c.until((l) => l.some((m) => m.busy2), "y's listener busy");
+  c.free();
+  await c.untilBusy2();
   await runnerOn(t, join(gone, '.x.2.new'));
   renameSync(join(gone, '.x.2.new'), join(gone, 'x'));
-  writeFileSync(free2, '');
+  c.free2();
   await c.until((l) => memberStates(l, 's', 'x').at(-1) === 'dead', 'the new x dead');
   await new Promise((r) => setTimeout(r, 300)); // anything it would still report
   assert.deepEqual(memberStates(c.lines, 's', 'x'), ['alive', 'absent', 'dead']);
@@ -695,51 +642,23 @@ test("a link swapped: what happens to its old pointee after the look that follow
   // throughout. Seen by the chaos soak (a link swapped between two live FIFOs, a watcher stopped at the
   // worst moment).
   const base = tmp(t);
-  const [a, b, link, y, s, free1, free2] = ['a', 'b', 'link', 'y', 's', 'free1', 'free2'].map((n) => join(base, n));
+  const [a, b, link, y, s] = ['a', 'b', 'link', 'y', 's'].map((n) => join(base, n));
   execFileSync('mkfifo', [y]);
   mkdirSync(s);
   await runnerOn(t, a);
   await runnerOn(t, b);
   symlinkSync('a', link);
-  const c = child(
-    t,
-    `import { watch } from ${INDEX};
-     import { existsSync } from 'node:fs';
-     const out = (o) => console.log(JSON.stringify(o));
-     const [link, y, s, free1, free2] = process.argv.slice(1);
-     const busy = (flag, what) => {
-       out({ [what]: true });
-       const end = Date.now() + 30000;
-       while (!existsSync(flag) && Date.now() < end);
-     };
-     let ready = 0;
-     const onReady = () => ++ready === 3 && setTimeout(() => out({ ready: true }), 500);
-     for (const [name, path] of [['link', link], ['s', s]]) {
-       const w = watch(path);
-       w.on('change', (e) => out({ target: name, state: e.state }));
-       w.on('ready', onReady);
-     }
-     const wy = watch(y);
-     wy.on('change', (e) => {
-       out({ target: 'y', state: e.state });
-       if (e.state === 'alive') busy(free2, 'busy2');
-     });
-     wy.on('ready', onReady);
-     process.stdin.on('data', () => busy(free1, 'busy1'));`,
-    [link, y, s, free1, free2],
-  );
-  await c.until((l) => l.some((m) => m.ready) && statesOf(l, 'link').at(-1) === 'alive' && statesOf(l, 'y').at(-1) === 'dead', 'ready');
-  c.send('go');
-  await c.until((l) => l.some((m) => m.busy1), 'busy');
+  const c = await busyChild(t, { link, s, y }, 'y');
+  await c.busy();
   symlinkSync('b', `${link}.new`);
   renameSync(`${link}.new`, link); // the link swapped: alive throughout
   await runnerOn(t, y); // y alive, in the same batch
   execFileSync('mkfifo', [join(s, 'n')]); // followed once the batch has reported
-  writeFileSync(free1, '');
-  await c.until((l) => l.some((m) => m.busy2), "y's listener busy");
+  c.free();
+  await c.untilBusy2();
   rmSync(a); // no longer the link's
-  writeFileSync(free2, '');
-  await c.until((l) => statesOf(l, 's').at(-1) === 'dead', 'n followed');
+  c.free2();
+  await c.until((l) => memberStates(l, 's', 'n').at(-1) === 'dead', 'n followed');
   await new Promise((r) => setTimeout(r, 300)); // anything it would still report
   assert.deepEqual(statesOf(c.lines, 'link'), ['alive']);
 });
