@@ -266,6 +266,8 @@ export class Followed {
    * than that report, and reporting what it proves after it would invert their order.
    */
   changeMark = 0;
+  /** The marker put before its last look (see #read: whether it went through a directory that moved). */
+  lookMark = 0;
   extra: Extra | null = null;
 
   constructor(path: string, mode: FollowMode) {
@@ -811,6 +813,7 @@ class Monitor {
     setExtra(f, 'final', p === f.path ? undefined : p);
     f.kind = kind;
     this.#setPolled(f, fail === null ? undefined : pollReason(f.path, fail));
+    f.lookMark = mark;
     return { state, error, mark, held };
   }
 
@@ -1240,12 +1243,16 @@ class Monitor {
         // name, or its old one again) stay.
         const stale = gone === null ? [] : w.prefixes.filter((_, i) => (w.marks[i] as number) <= this.#seenMark);
         for (const [key, users] of w.names) {
-          const went = stale.some((prefix) => key.startsWith(prefix) && !key.includes('/', prefix.length));
           for (const f of Array.isArray(users) ? users : [users]) {
             if (!fresh(f)) continue;
             const t = touch(f);
-            if (!went) continue;
+            if (gone === null) continue;
             const hop = hopIndex(f, w, key);
+            // News for a path whose last look came before it went (whatever looks of other paths found
+            // since: back at its old name, what happened in between is still not this path's); and, on
+            // a hop that look has left, for one whose look came after (what was queued before it).
+            const lookedSince = f.lookMark > this.#seenMark;
+            if (hop === Infinity ? !lookedSince : lookedSince) continue;
             if (hop > t.rebound) continue; // behind an entry replaced earlier in this batch: not this path's
             t.evidence.push('absent');
             t.renamed = true;

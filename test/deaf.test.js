@@ -564,6 +564,47 @@ test('a directory renamed, and watched at its new name before its IN_MOVE_SELF i
   assert.deepEqual(statesOf(c.lines, 'x'), ['absent', 'alive']);
 });
 
+test('a directory moved away and back: what happened in it meanwhile is not its path\'s, though another path has looked at it since', async (t) => {
+  // x is a dead FIFO in s. While the watcher's main thread is busy, s is renamed away, a holder renames
+  // x into place there and is killed, and s is renamed back. Before the batch is handled, the process
+  // watches s/y: that look finds s at its old name again, after the move. The rename in the moved
+  // directory was taken for a life of s/x (dead, alive, dead): that look said nothing of s/x's past.
+  const base = tmp(t);
+  const [s, gone, free] = ['s', 's.gone', 'free'].map((n) => join(base, n));
+  mkdirSync(s);
+  execFileSync('mkfifo', [join(s, 'x')]);
+  const c = child(
+    t,
+    `import { watch } from ${INDEX};
+     import { existsSync } from 'node:fs';
+     const out = (o) => console.log(JSON.stringify(o));
+     const [s, free] = process.argv.slice(1);
+     const w = watch(s + '/x');
+     w.on('change', (e) => out({ target: 'x', state: e.state }));
+     w.on('ready', () => setTimeout(() => out({ ready: true }), 500));
+     process.stdin.on('data', () => {
+       out({ busy: true });
+       const end = Date.now() + 30000;
+       while (!existsSync(free) && Date.now() < end);
+       watch(s + '/y').on('change', (e) => out({ target: 'y', state: e.state })); // looked at before the batch
+     });`,
+    [s, free],
+  );
+  await c.until((l) => l.some((m) => m.ready) && statesOf(l, 'x').at(-1) === 'dead', 'ready');
+  c.send('go');
+  await c.until((l) => l.some((m) => m.busy), 'busy');
+  renameSync(s, gone);
+  const holder = await runnerOn(t, join(gone, '.x.1.new'));
+  renameSync(join(gone, '.x.1.new'), join(gone, 'x'));
+  await kill(holder);
+  renameSync(gone, s); // back: s/x is a dead FIFO again
+  await new Promise((r) => setTimeout(r, 300)); // the worker reads what happened, posts it, and waits
+  writeFileSync(free, '');
+  await c.until((l) => statesOf(l, 'y').length > 0 && statesOf(l, 'x').length > 1, 'after the busy time');
+  await new Promise((r) => setTimeout(r, 300)); // anything it would still report
+  assert.deepEqual(statesOf(c.lines, 'x'), ['dead', 'absent', 'dead']);
+});
+
 test('a directory of targets renamed away just after a holder renamed its FIFO into place there: alive, then absent, then the new one', async (t) => {
   // While the watcher's main thread is busy, a holder renames x into place in s (a name no one follows
   // yet: its evidence is kept for the member it becomes), then s is renamed away and made again with a
