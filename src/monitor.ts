@@ -1238,10 +1238,6 @@ class Monitor {
         // The directory went (or, IN_IGNORED alone, its watch did): whoever goes through it looks again.
         if (e.mask & IN.IGNORED) this.#forget(w);
         const gone = e.mask & (IN.DELETE_SELF | IN.MOVE_SELF) ? 'absent' : null;
-        // The spellings it had when it went, found by looks whose markers have been read: they name it
-        // no more (inotify says that it moved, not where to). Those a look found it at since (its new
-        // name, or its old one again) stay.
-        const stale = gone === null ? [] : w.prefixes.filter((_, i) => (w.marks[i] as number) <= this.#seenMark);
         for (const [key, users] of w.names) {
           for (const f of Array.isArray(users) ? users : [users]) {
             if (!fresh(f)) continue;
@@ -1265,11 +1261,13 @@ class Monitor {
           }
         }
         for (const f of w.whole) if (fresh(f)) touch(f);
-        if (stale.length > 0) {
-          // What happens in it afterwards is no news of their names, in this batch or later: they are
-          // dropped. The paths through them, touched above, look again and add theirs back if it is
-          // there.
-          const keep = w.prefixes.map((prefix) => !stale.includes(prefix));
+        if (gone !== null) {
+          // The spellings it had when it went, found by looks whose markers have been read, name it no
+          // more (inotify says that it moved, not where to): what happens in it afterwards is no news of
+          // their names, in this batch or later. Those a look found it at since (its new name, or its
+          // old one again) stay; the paths through the others, touched above, look again and add theirs
+          // back if it is there.
+          const keep = w.marks.map((m) => m > this.#seenMark);
           w.prefixes = w.prefixes.filter((_, i) => keep[i]);
           w.marks = w.marks.filter((_, i) => keep[i]);
         }
