@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { closeSync, constants, existsSync, mkdirSync, openSync, readFileSync, readSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { basename, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { once } from 'node:events';
 import { tmp, state, start, startRunner, kill, until, compileC, BIN } from './helpers.js';
 import { child, INDEX, statesOf } from './child.js';
@@ -357,6 +357,14 @@ async function runnerOn(t, fifo) {
   return runner;
 }
 
+/** A runner holding a FIFO made under a private name, then renamed to `path`, as hold() does. */
+async function renamedInto(t, path) {
+  const fresh = join(dirname(path), `.${basename(path)}.1234.new`);
+  const runner = await runnerOn(t, fresh);
+  renameSync(fresh, path);
+  return runner;
+}
+
 /**
  * Targets `watched` (name → path) are watched by a child, each by its own watch() in one process, and
  * reported dead. The child's main thread is then made busy; `makeHolder()` starts a holder (the worker
@@ -498,8 +506,7 @@ test("a directory renamed away: what happens in it afterwards is not its old pat
   const gone = `${s}.gone`;
   renameSync(s, gone);
   await runnerOn(t, join(gone, 'x'));
-  await runnerOn(t, join(gone, '.y.1234.new'));
-  renameSync(join(gone, '.y.1234.new'), join(gone, 'y'));
+  await renamedInto(t, join(gone, 'y'));
   c.free();
   await c.until((l) => statesOf(l, 'x').at(-1) === 'absent', 'x absent');
   await new Promise((r) => setTimeout(r, 300)); // anything it would still report
@@ -594,8 +601,7 @@ test('a directory moved away and back: what happened in it meanwhile is not its 
   c.send('go');
   await c.until((l) => l.some((m) => m.busy), 'busy');
   renameSync(s, gone);
-  const holder = await runnerOn(t, join(gone, '.x.1.new'));
-  renameSync(join(gone, '.x.1.new'), join(gone, 'x'));
+  const holder = await renamedInto(t, join(gone, 'x'));
   await kill(holder);
   renameSync(gone, s); // back: s/x is a dead FIFO again
   await new Promise((r) => setTimeout(r, 300)); // the worker reads what happened, posts it, and waits
@@ -614,8 +620,7 @@ test('a directory of targets renamed away just after a holder renamed its FIFO i
   mkdirSync(s);
   const c = await busyChild(t, { s });
   await c.busy();
-  const holder = await runnerOn(t, join(s, '.x.1234.new'));
-  renameSync(join(s, '.x.1234.new'), join(s, 'x'));
+  const holder = await renamedInto(t, join(s, 'x'));
   renameSync(s, `${s}.gone`);
   mkdirSync(s);
   execFileSync('mkfifo', [join(s, 'x')]);
@@ -638,8 +643,7 @@ test('a directory renamed away keeps no old name: what happens in it in a later 
   mkdirSync(s);
   await new Promise((r) => setTimeout(r, 500)); // handled: s.gone is the old directory, s a new one
   await c.busy();
-  await runnerOn(t, join(gone, '.x.1234.new'));
-  renameSync(join(gone, '.x.1234.new'), join(gone, 'x'));
+  await renamedInto(t, join(gone, 'x'));
   execFileSync('mkfifo', [join(s, 'x')]);
   c.free();
   await c.until((l) => memberStates(l, 's', 'x').at(-1) === 'dead' && memberStates(l, 'gone', 'x').at(-1) === 'alive', 'both x');
@@ -658,16 +662,14 @@ test('a member followed after its directory moved does not hear the moved direct
   execFileSync('mkfifo', [y]);
   const c = await busyChild(t, { s, gone, y }, 'y');
   await c.busy();
-  await runnerOn(t, join(s, '.x.1.new'));
-  renameSync(join(s, '.x.1.new'), join(s, 'x'));
+  await renamedInto(t, join(s, 'x'));
   renameSync(s, gone);
   mkdirSync(s);
   execFileSync('mkfifo', [join(s, 'x')]);
   await runnerOn(t, y);
   c.free();
   await c.untilBusy2();
-  await runnerOn(t, join(gone, '.x.2.new'));
-  renameSync(join(gone, '.x.2.new'), join(gone, 'x'));
+  await renamedInto(t, join(gone, 'x'));
   c.free2();
   await c.until((l) => memberStates(l, 's', 'x').at(-1) === 'dead', 'the new x dead');
   await new Promise((r) => setTimeout(r, 300)); // anything it would still report
