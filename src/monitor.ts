@@ -116,6 +116,10 @@ const LINGER_MS = 1000;
 export const LIMIT_CODES: ReadonlySet<string> = new Set(['EMFILE', 'ENFILE', 'ENOSPC', 'ENOMEM']);
 
 const DIR_MASK = IN.CREATE | IN.DELETE | IN.MOVED_FROM | IN.MOVED_TO | IN.DELETE_SELF | IN.MOVE_SELF | IN.ONLYDIR;
+// A directory above a watched one: only its renaming (IN_MOVE_SELF), added to whatever mask its inode
+// has (IN_MASK_ADD: inotify_add_watch(2) replaces the mask otherwise, and the same directory may be
+// watched whole for another path). Its removal needs those below removed first: they tell it themselves.
+const UP_MASK = IN.MOVE_SELF | IN.MASK_ADD | IN.ONLYDIR;
 // A FIFO with no reader: any open of it proves a reader was there (see above). One with a reader: a
 // reader's close, to place its death (EPOLLERR, from epoll, in no order with inotify's events) among the
 // changes of its name. Checkers open it for writing, so they raise IN_CLOSE_WRITE, not IN_CLOSE_NOWRITE;
@@ -146,6 +150,14 @@ class DirWatch {
    * before the directory moved is dropped when its IN_MOVE_SELF is read (see #read).
    */
   marks: number[];
+  /**
+   * For each spelling, the watch of the directory above it (null: none, or it could not be watched),
+   * which this one counts as one of its uses: a directory above that is renamed away takes this one
+   * with it, and inotify tells only the directory renamed (IN_MOVE_SELF), not those below it.
+   */
+  ups: Array<DirWatch | null>;
+  /** How many spellings of other watches have this one as the directory above them. */
+  below = 0;
   readonly names = new Map<string, Followed | Followed[]>();
   whole: Followed[] = [];
   uses = 0;
@@ -153,6 +165,7 @@ class DirWatch {
     this.wd = wd;
     this.prefixes = [prefix];
     this.marks = [mark];
+    this.ups = [null];
   }
 }
 
@@ -843,7 +856,7 @@ class Monitor {
       const wd = source.addWatch(dir, DIR_MASK);
       if (typeof wd === 'number') {
         const prefix = dir.endsWith('/') ? dir : `${dir}/`;
-        const w = this.#dirWatch(wd, prefix, mark);
+        const w = this.#dirWatch(source, wd, prefix, mark);
         if (w === null) return 'EAGAIN'; // replaced under us by something we watch otherwise: look again soon
         const spelt = prefix + name;
         const key = spelt === f.path ? f.path : spelt;
@@ -860,28 +873,79 @@ class Monitor {
     }
   }
 
-  /** The watch of directory `wd`, just found at the spelling `prefix` by the look of marker `mark`. */
-  #dirWatch(wd: number, prefix: string, mark: number): DirWatch | null {
-    const w = this.#watches.get(wd);
+  /**
+   * The watch of directory `wd`, just found at the spelling `prefix` by the look of marker `mark`; a new
+   * spelling also watches the directory above it (see DirWatch.ups), and so on up.
+   */
+  #dirWatch(source: EventSource, wd: number, prefix: string, mark: number): DirWatch | null {
+    let w = this.#watches.get(wd);
     if (w === undefined) {
-      const made = new DirWatch(wd, prefix, mark);
-      this.#watches.set(wd, made);
-      return made;
-    }
-    if (!(w instanceof DirWatch)) return null;
-    const i = w.prefixes.indexOf(prefix);
-    if (i < 0) {
+      w = new DirWatch(wd, prefix, mark);
+      this.#watches.set(wd, w);
+    } else if (!(w instanceof DirWatch)) return null;
+    else {
+      const i = w.prefixes.indexOf(prefix);
+      if (i >= 0) {
+        // Found there again: so were the directories above, by the same look (no system call to say
+        // so). Up to the first found by it or a later one already, which passed it on above then.
+        for (let at: DirWatch | null = w, j = i; at !== null && j >= 0 && (at.marks[j] as number) < mark; ) {
+          at.marks[j] = mark;
+          const up: DirWatch | null = at.ups[j] ?? null;
+          j = up === null ? -1 : up.prefixes.indexOf(upPrefix(at.prefixes[j] as string) as string);
+          at = up;
+        }
+        return w;
+      }
       w.prefixes = [...w.prefixes, prefix];
       w.marks = [...w.marks, mark];
-    } else w.marks[i] = Math.max(w.marks[i] as number, mark);
+      w.ups = [...w.ups, null];
+    }
+    // (Looked up again: watching those above may have given this one another spelling, through a link.)
+    const up = this.#watchUp(source, w, prefix, mark);
+    const i = w.prefixes.indexOf(prefix);
+    if (i >= 0 && w.ups[i] === null) w.ups[i] = up;
+    else if (up !== null) this.#unwatch(up);
     return w;
+  }
+
+  /**
+   * The watch of the directory above the spelling `prefix` of `w`, counted as a use, or null: none (the
+   * root, or a relative spelling's first component, whose meaning a rename of the working directory
+   * does not change; `w` itself, through a link), or it cannot be watched (no read permission on it:
+   * EACCES; the inotify watch limit). Then a rename of a directory above is not seen (README, Limits),
+   * as before there were these watches.
+   */
+  #watchUp(source: EventSource, w: DirWatch, prefix: string, mark: number): DirWatch | null {
+    const spelt = upPrefix(prefix);
+    if (spelt === null) return null;
+    const wd = source.addWatch(spelt, UP_MASK);
+    if (typeof wd !== 'number' || wd === w.wd) return null;
+    const up = this.#dirWatch(source, wd, spelt, mark);
+    if (up === null) return null;
+    up.uses++;
+    up.below++;
+    return up;
+  }
+
+  /** Lets go of a use #watchUp took. */
+  #unwatch(up: DirWatch): void {
+    up.below--;
+    this.#unuse(up);
+  }
+
+  /** Lets go of the directory above spelling `i` of `w`. */
+  #unwatchUp(w: DirWatch, i: number): void {
+    const up = w.ups[i];
+    if (up === null || up === undefined) return;
+    w.ups[i] = null;
+    this.#unwatch(up);
   }
 
   /** Every entry of directory `dir`, for a directory of targets. */
   #watchWhole(source: EventSource, f: Followed, dir: string, mark: number): DirWatch | string {
     const wd = source.addWatch(dir, DIR_MASK);
     if (typeof wd !== 'number') return wd;
-    const w = this.#dirWatch(wd, dir.endsWith('/') ? dir : `${dir}/`, mark);
+    const w = this.#dirWatch(source, wd, dir.endsWith('/') ? dir : `${dir}/`, mark);
     if (w === null) return 'EAGAIN';
     if (!w.whole.includes(f)) {
       w.whole = [...w.whole, f];
@@ -1002,6 +1066,7 @@ class Monitor {
     if (this.#watches.get(w.wd) === w) this.#watches.delete(w.wd);
     this.#source?.removeWatch(w.wd);
     w.wd = -1;
+    if (w instanceof DirWatch) for (let i = 0; i < w.ups.length; i++) this.#unwatchUp(w, i);
   }
 
   #setPolled(f: Followed, reason: ProcAliveError | undefined): void {
@@ -1237,48 +1302,15 @@ class Monitor {
       if (e.mask & (IN.IGNORED | IN.DELETE_SELF | IN.MOVE_SELF | IN.UNMOUNT)) {
         // The directory went (or, IN_IGNORED alone, its watch did): whoever goes through it looks again.
         if (e.mask & IN.IGNORED) this.#forget(w);
-        const gone = e.mask & (IN.DELETE_SELF | IN.MOVE_SELF) ? 'absent' : null;
-        for (const [key, users] of w.names) {
-          for (const f of Array.isArray(users) ? users : [users]) {
-            if (!fresh(f)) continue;
-            const t = touch(f);
-            if (gone === null) continue;
-            const hop = hopIndex(f, w, key);
-            // News for a path whose last look came before it went (whatever looks of other paths found
-            // since: back at its old name, what happened in between is still not this path's); and, on
-            // a hop that look has left, for one whose look came after (what was queued before it).
-            const lookedSince = f.lookMark > this.#seenMark;
-            if (hop === Infinity ? !lookedSince : lookedSince) continue;
-            if (hop > t.rebound) continue; // behind an entry replaced earlier in this batch: not this path's
-            t.evidence.push('absent');
-            t.renamed = true;
-            // Nor is what happens from now on in that directory, wherever it went (a holder opening
-            // the FIFO there, renaming one into place), in this wave: a directory moved back cannot be
-            // told from one gone. (A hop a look of this wave has left: Infinity, the chain it has now
-            // is still its.)
-            t.rebound = Math.min(t.rebound, hop);
-            (t.moved ??= []).push(w);
-          }
-        }
-        for (const f of w.whole) if (fresh(f)) touch(f);
-        if (gone !== null) {
-          // The spellings it had when it went, found by looks whose markers have been read, name it no
-          // more (inotify says that it moved, not where to): what happens in it afterwards is no news of
-          // their names, in this batch or later. Those a look found it at since (its new name, or its
-          // old one again) stay; the paths through the others, touched above, look again and add theirs
-          // back if it is there.
-          const keep = w.marks.map((m) => m > this.#seenMark);
-          w.prefixes = w.prefixes.filter((_, i) => keep[i]);
-          w.marks = w.marks.filter((_, i) => keep[i]);
-        }
-        // A name no one follows yet whose life this batch proved in that directory (a holder's rename
-        // into place) left with it: that, in order, is its evidence too (alive, absent, then whatever a
-        // new directory holds at that name). Only where this directory was the last to name it: a new
-        // directory made at the same path may have named it since.
-        if (gone !== null && this.#unclaimed !== null) {
-          for (const [key, by] of this.#namedBy ?? []) {
-            const told = by === w ? this.#unclaimed.get(key) : undefined;
-            if (told !== undefined && told.at(-1) !== 'absent') told.push('absent');
+        const gone = (e.mask & (IN.DELETE_SELF | IN.MOVE_SELF)) !== 0;
+        // The spellings it went from (those found by looks whose markers have been read, see #gone): the
+        // directories watched below them went with it, and inotify tells them nothing.
+        const from = gone && w.below > 0 ? w.prefixes.filter((_, i) => (w.marks[i] as number) <= this.#seenMark) : [];
+        this.#gone(w, gone, null, touch);
+        for (const prefix of from) {
+          for (const d of this.#watches.values()) {
+            if (d === w || !(d instanceof DirWatch)) continue;
+            for (const q of d.prefixes) if (q !== prefix && q.startsWith(prefix)) this.#gone(d, true, q, touch);
           }
         }
         continue;
@@ -1347,6 +1379,67 @@ class Monitor {
     return now;
   }
 
+  /**
+   * What the going of directory `w` tells the paths through it: its IN_MOVE_SELF or IN_DELETE_SELF
+   * (`gone`), or its watch's end (IN_IGNORED, IN_UNMOUNT: they only look again). With `under`, one of
+   * its spellings went, taken along by a directory above it: only the paths through that spelling, if
+   * no look has found it there since.
+   */
+  #gone(w: DirWatch, gone: boolean, under: string | null, touch: (f: Followed) => Told): void {
+    if (under !== null) {
+      const i = w.prefixes.indexOf(under);
+      if (i < 0 || (w.marks[i] as number) > this.#seenMark) return;
+    }
+    // An event counts if it came after the marker of the target's last look that reported a change
+    // (see #read).
+    const fresh = (f: Followed): boolean => f.changeMark <= this.#seenMark;
+    for (const [key, users] of w.names) {
+      if (under !== null && !key.startsWith(under)) continue;
+      for (const f of Array.isArray(users) ? users : [users]) {
+        if (!fresh(f)) continue;
+        const t = touch(f);
+        if (!gone) continue;
+        const hop = hopIndex(f, w, key);
+        // News for a path whose last look came before it went (whatever looks of other paths found
+        // since: back at its old name, what happened in between is still not this path's); and, on
+        // a hop that look has left, for one whose look came after (what was queued before it).
+        const lookedSince = f.lookMark > this.#seenMark;
+        if (hop === Infinity ? !lookedSince : lookedSince) continue;
+        if (hop > t.rebound) continue; // behind an entry replaced earlier in this batch: not this path's
+        t.evidence.push('absent');
+        t.renamed = true;
+        // Nor is what happens from now on in that directory, wherever it went (a holder opening
+        // the FIFO there, renaming one into place), in this wave: a directory moved back cannot be
+        // told from one gone. (A hop a look of this wave has left: Infinity, the chain it has now
+        // is still its.)
+        t.rebound = Math.min(t.rebound, hop);
+        (t.moved ??= []).push(w);
+      }
+    }
+    for (const f of w.whole) if (fresh(f)) touch(f);
+    if (!gone) return;
+    // The spellings it had when it went, found by looks whose markers have been read, name it no
+    // more (inotify says that it moved, not where to): what happens in it afterwards is no news of
+    // their names, in this batch or later. Those a look found it at since (its new name, or its
+    // old one again) stay; the paths through the others, touched above, look again and add theirs
+    // back if it is there.
+    const keep = w.marks.map((m, i) => m > this.#seenMark || (under !== null && w.prefixes[i] !== under));
+    for (let i = 0; i < keep.length; i++) if (!keep[i]) this.#unwatchUp(w, i);
+    w.prefixes = w.prefixes.filter((_, i) => keep[i]);
+    w.marks = w.marks.filter((_, i) => keep[i]);
+    w.ups = w.ups.filter((_, i) => keep[i]);
+    // A name no one follows yet whose life this batch proved in that directory (a holder's rename
+    // into place) left with it: that, in order, is its evidence too (alive, absent, then whatever a
+    // new directory holds at that name). Only where this directory was the last to name it: a new
+    // directory made at the same path may have named it since.
+    if (this.#unclaimed !== null) {
+      for (const [key, by] of this.#namedBy ?? []) {
+        const told = by === w && (under === null || key.startsWith(under)) ? this.#unclaimed.get(key) : undefined;
+        if (told !== undefined && told.at(-1) !== 'absent') told.push('absent');
+      }
+    }
+  }
+
   /** Whether a batch being handled proves something of `path`, an entry no one follows yet. */
   hasEvidence(path: string): boolean {
     return this.#unclaimed?.has(path) ?? false;
@@ -1366,6 +1459,7 @@ class Monitor {
   #forget(w: DirWatch | FifoWatch): void {
     if (this.#watches.get(w.wd) === w) this.#watches.delete(w.wd);
     w.wd = -1;
+    if (w instanceof DirWatch) for (let i = 0; i < w.ups.length; i++) this.#unwatchUp(w, i);
   }
 
   /** The serial of a marker placed before any look still to come in this turn (see the top of this file). */
@@ -1435,6 +1529,20 @@ function heldAt(hops: Array<DirWatch | string> | null, w: DirWatch, name: string
   if (hops === null) return false;
   for (let i = 0; i + 1 < hops.length; i += 2) if (hops[i] === w && hops[i + 1] === name) return true;
   return false;
+}
+
+/**
+ * The spelling of the directory above the one spelt `prefix` (both end in '/'), or null: `prefix` is
+ * the root, or the first component of a relative path (what it names does not change when the working
+ * directory is renamed: the process keeps its inode).
+ */
+function upPrefix(prefix: string): string | null {
+  const dir = prefix.length > 1 ? prefix.slice(0, -1) : prefix;
+  const up = dirname(dir);
+  // A spelling through '.' or '..' means what it means from the working directory or the directory
+  // below, whatever the name of the one spelt so: a rename of it is not a move of what is below.
+  if (up === dir || up === '.' || basename(up) === '.' || basename(up) === '..') return null;
+  return up.endsWith('/') ? up : `${up}/`;
 }
 
 /** Whether `from` is the private name a proc-alive holder makes `name` under: `.<name>.<digits>.new`. */

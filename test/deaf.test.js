@@ -676,6 +676,52 @@ test('a member followed after its directory moved does not hear the moved direct
   assert.deepEqual(memberStates(c.lines, 's', 'x'), ['alive', 'absent', 'dead']);
 });
 
+test('a directory above a target renamed away: the target is reported absent, and so are a directory of targets below it and its members', async (t) => {
+  // inotify tells only the directory renamed (IN_MOVE_SELF), not those below it: p/q/x stayed alive
+  // (the holder lives on at p.gone/q/x), and p/q, watched as a directory of targets, stayed there.
+  const base = tmp(t);
+  const p = join(base, 'p');
+  const [q, x] = [join(p, 'q'), join(p, 'q', 'x')];
+  mkdirSync(q, { recursive: true });
+  await runnerOn(t, x);
+  const watchers = [watch(x), watch(q)];
+  t.after(() => Promise.all(watchers.map((w) => w.close())));
+  const [wx, wq] = watchers.map(recorder);
+  await wx.until(() => wx.last() === 'alive', 'x alive');
+  await wq.until(() => wq.last(x) === 'alive', 'q/x alive');
+  renameSync(p, `${p}.gone`);
+  await wx.until(() => wx.last() === 'absent', 'x absent');
+  await wq.until(() => wq.last(x) === 'absent' && wq.last(q) === 'absent', 'q and q/x absent');
+  // Made again, without a holder: what is there now.
+  mkdirSync(q, { recursive: true });
+  execFileSync('mkfifo', [x]);
+  await wx.until(() => wx.last() === 'dead', 'the new x dead');
+  assert.deepEqual(wx.states(), ['alive', 'absent', 'dead']);
+  await wq.until(() => wq.last(x) === 'dead', 'the new q/x dead');
+  assert.deepEqual(wq.states(x), ['alive', 'absent', 'dead']);
+});
+
+test('a directory whose parent was renamed away keeps no old name: what happens in it later is not news of its old paths', async (t) => {
+  // p/s and p.gone/s are watched as directories of targets; p is renamed to p.gone and a new p/s made.
+  // Later a holder renames x into place in p.gone/s while p/s/x is made dead. The watch of the old s kept
+  // its spelling p/s/ (its parent moved, not it): the rename was taken for p/s/x too (alive, dead).
+  const base = tmp(t);
+  const [p, s] = [join(base, 'p'), join(base, 'p', 's')];
+  const gone = join(`${p}.gone`, 's');
+  mkdirSync(s, { recursive: true });
+  const c = await busyChild(t, { s, gone });
+  renameSync(p, `${p}.gone`);
+  mkdirSync(s, { recursive: true });
+  await new Promise((r) => setTimeout(r, 500)); // handled: p.gone/s is the old directory, p/s a new one
+  await c.busy();
+  await renamedInto(t, join(gone, 'x'));
+  execFileSync('mkfifo', [join(s, 'x')]);
+  c.free();
+  await c.until((l) => memberStates(l, 's', 'x').at(-1) === 'dead' && memberStates(l, 'gone', 'x').at(-1) === 'alive', 'both x');
+  await new Promise((r) => setTimeout(r, 300)); // anything it would still report
+  assert.deepEqual({ s: memberStates(c.lines, 's', 'x'), gone: memberStates(c.lines, 'gone', 'x') }, { s: ['dead'], gone: ['alive'] });
+});
+
 test("a link swapped: what happens to its old pointee after the look that followed the swap is not the link's (a listener busy in that batch)", async (t) => {
   // One batch: the link is swapped from a to b (both alive), y turns alive and n is made in the watched
   // directory s. The look follows the link to b; the watch of a's entry is kept until the batch is
