@@ -8,6 +8,7 @@
 //   BENCH_CHECKS (default 30)     `proc-alive check` processes per round
 //   BENCH_KILLS (default 50)      SIGKILLs for each notice latency
 //   BENCH_ONLY=memory             run only the memory per served target
+//   BENCH_SETTLE_S (default 150)  how long the memory part waits for V8 to shrink its young generation
 //   BENCH_ONLY=cycles             run only the memory over kill/restart cycles
 //   BENCH_CYCLES (default 30)     kill/restart cycles of 2,000 holders, for the last part
 
@@ -135,56 +136,86 @@ const getKeepAlive = (url) =>
 
 // ---------------------------------------------------------------------------------------------------
 // 5. Memory per served target: watch() alone, and serve (the handler behind a server). Each in a fresh
-// process: RSS and JS heap after start, minus before it, after a GC. Two figures per target: the growth
-// at N divided by N (which includes what does not grow with the targets: the event worker thread,
-// koffi, and V8's young generation, which a start of thousands of targets grows and which then stays
-// committed though empty), and the cost of one more target: the growth at N minus the growth at N/2,
-// divided by N/2 (2N would need more fds than the usual hard limit of 20,000). The young generation's
-// size is printed for both, so that what it adds between them is seen; the fixed part is measured
-// alone, on an empty directory.
+// process: RSS and JS heap after a GC, minus what the process had before it started watching. Measured
+// twice in each process:
+// - 4 s after the start. V8 has then grown its young generation (to 32 MiB at 10,000 targets: it grows
+//   it whenever the bytes surviving scavenges pass its size, and a start of thousands of long-lived
+//   targets makes that happen), which stays committed though empty;
+// - settled: once V8's memory reducer has shrunk the young generation back to what it was before the
+//   start (it runs by itself when the process has been idle a while: after 10-30 s for watch(), by its
+//   100 s watchdog for serve(), whose start also reads every holder's record), or after SETTLE_S if it
+//   has not. That is what a long-running watcher or server holds.
+// Per target: the growth at N minus the growth on an empty directory (the event worker thread, koffi,
+// the HTTP server: what does not grow with the targets), divided by N; and one more target, the growth
+// at N minus the growth at N/2, divided by N/2 (2N would need more fds than the usual hard limit of
+// 20,000). The processes of one round run side by side (memory does not move with the load); the
+// figures are medians of 3 rounds.
+const SETTLE_S = Number(process.env.BENCH_SETTLE_S ?? 150);
 async function memoryPerTarget(big, half) {
   const empty = join(dir, 'empty');
   mkdirSync(empty, { recursive: true });
   const probe = (body) => `
     import { watch, serve } from ${INDEX};
     import { getHeapSpaceStatistics } from 'node:v8';
+    const young = () => getHeapSpaceStatistics().filter((s) => s.space_name.startsWith('new_')).reduce((n, s) => n + s.space_size, 0);
     globalThis.gc();
     const rss0 = process.memoryUsage().rss;
     const heap0 = process.memoryUsage().heapUsed;
+    const young0 = young();
+    const t0 = Date.now();
+    const sample = () => {
+      globalThis.gc();
+      const m = process.memoryUsage();
+      return { rss: m.rss - rss0, heap: m.heapUsed - heap0, young: young() };
+    };
     ${body}
     await new Promise((r) => setTimeout(r, 4000));
-    globalThis.gc();
-    const m = process.memoryUsage();
-    const young = getHeapSpaceStatistics().filter((s) => s.space_name.startsWith('new_')).reduce((n, s) => n + s.space_size, 0);
-    console.log(JSON.stringify({ rss: m.rss - rss0, heap: m.heapUsed - heap0, young }));
+    const start = sample();
+    // gc() is a full GC but not the memory reducer's: it leaves the young generation's size alone.
+    while (young() > young0 && Date.now() - t0 < ${SETTLE_S * 1000}) await new Promise((r) => setTimeout(r, 1000));
+    const settledAfter = young() > young0 ? null : (Date.now() - t0) / 1000;
+    console.log(JSON.stringify({ start, settled: sample(), settledAfter }));
     process.exit(0);`;
-  const measure = async (body) => {
-    const runs = [];
-    for (let i = 0; i < 3; i++) {
-      const child = track(spawn(process.execPath, ['--expose-gc', '--input-type=module', '-e', probe(body)], { stdio: ['ignore', 'pipe', 'inherit'] }));
-      const [line] = await once(createInterface({ input: child.stdout }), 'line');
-      runs.push(JSON.parse(line));
-    }
-    return { rss: median(runs.map((r) => r.rss)), heap: median(runs.map((r) => r.heap)), young: median(runs.map((r) => r.young)) };
+  const run = async (body) => {
+    const child = track(spawn(process.execPath, ['--expose-gc', '--input-type=module', '-e', probe(body)], { stdio: ['ignore', 'pipe', 'inherit'] }));
+    const [line] = await once(createInterface({ input: child.stdout }), 'line');
+    return JSON.parse(line);
   };
   const watchOf = (d) => `const w = watch(${JSON.stringify(d)});`;
   const serveOf = (d) => `const s = await serve({ targets: [${JSON.stringify(d)}], listen: '127.0.0.1:0' });`;
-  const rows = [];
-  for (const [name, body] of [['watch() alone (the monitor)', watchOf], ['serve() (watch + served set + HTTP server)', serveOf]]) {
-    rows.push({ name, fixed: await measure(body(empty)), atHalf: await measure(body(half)), atN: await measure(body(big)) });
+  const kinds = [['watch() alone (the monitor)', watchOf], ['serve() (watch + served set + HTTP server)', serveOf]];
+  const sizes = [['fixed', empty], ['atHalf', half], ['atN', big]];
+  const rounds = [];
+  for (let i = 0; i < 3; i++) {
+    const jobs = kinds.flatMap(([, body]) => sizes.map(([, d]) => run(body(d))));
+    rounds.push(await Promise.all(jobs));
   }
   const H = N / 2;
   const kib = (bytes) => `${(bytes / 1024).toFixed(2)} KiB`;
   const mib = (bytes) => `${(bytes / 1048576).toFixed(1)} MiB`;
-  const one = (r, k) => (r.atN[k] - r.atHalf[k]) / H;
   const n = (x) => x.toLocaleString('en');
+  const rows = kinds.map(([name], k) => {
+    const at = (s, when, key) => median(rounds.map((r) => r[k * sizes.length + s][when][key]));
+    const fig = (when) => ({
+      fixed: at(0, when, 'rss'),
+      perTarget: (at(2, when, 'rss') - at(0, when, 'rss')) / N,
+      oneMore: (at(2, when, 'rss') - at(1, when, 'rss')) / H,
+      heapOneMore: (at(2, when, 'heap') - at(1, when, 'heap')) / H,
+      young: at(2, when, 'young'),
+    });
+    const after = rounds.map((r) => r[k * sizes.length + 2].settledAfter);
+    return { name, start: fig('start'), settled: fig('settled'), after };
+  });
   console.log('');
-  console.log('Memory per served target (all alive), growth after start and a GC, median of 3 processes each');
-  console.log(`| what | fixed (an empty directory) | at ${n(N)}: growth ÷ ${n(N)} | one more target (${n(H)} → ${n(N)}): RSS | JS heap | V8 young generation at ${n(H)}, ${n(N)} |`);
-  console.log('|---|---:|---:|---:|---:|---:|');
-  for (const r of rows) console.log(`| ${r.name} | ${mib(r.fixed.rss)} | ${kib(r.atN.rss / N)} | ${kib(one(r, 'rss'))} | ${kib(one(r, 'heap'))} | ${mib(r.atHalf.young)}, ${mib(r.atN.young)} |`);
-  const [w, sv] = rows;
-  console.log(`| what serve adds | ${mib(sv.fixed.rss - w.fixed.rss)} | ${kib((sv.atN.rss - w.atN.rss) / N)} | ${kib(one(sv, 'rss') - one(w, 'rss'))} | ${kib(one(sv, 'heap') - one(w, 'heap'))} | |`);
+  console.log(`Memory per served target (all alive), RSS after a GC, medians of 3 rounds of processes side by side`);
+  console.log(`| what | when | fixed (an empty directory) | per target at ${n(N)} (growth − fixed) ÷ ${n(N)} | one more target (${n(H)} → ${n(N)}): RSS | JS heap | V8 young generation at ${n(N)} |`);
+  console.log('|---|---|---:|---:|---:|---:|---:|');
+  for (const r of rows) {
+    const settledAt = r.after.every((a) => a !== null) ? `settled (after ${r.after.map((a) => a.toFixed(0)).join(', ')} s)` : `after ${SETTLE_S} s (not settled in ${r.after.filter((a) => a === null).length} of 3)`;
+    for (const [when, f] of [['4 s after the start', r.start], [settledAt, r.settled]]) {
+      console.log(`| ${r.name} | ${when} | ${mib(f.fixed)} | ${kib(f.perTarget)} | ${kib(f.oneMore)} | ${kib(f.heapOneMore)} | ${mib(f.young)} |`);
+    }
+  }
 }
 
 /** N targets held in `big`, N/2 in `half`, for the memory part. */
