@@ -886,14 +886,9 @@ class Monitor {
     else {
       const i = w.prefixes.indexOf(prefix);
       if (i >= 0) {
-        // Found there again: so were the directories above, by the same look (no system call to say
-        // so). Up to the first found by it or a later one already, which passed it on above then.
-        for (let at: DirWatch | null = w, j = i; at !== null && j >= 0 && (at.marks[j] as number) < mark; ) {
-          at.marks[j] = mark;
-          const up: DirWatch | null = at.ups[j] ?? null;
-          j = up === null ? -1 : up.prefixes.indexOf(upPrefix(at.prefixes[j] as string) as string);
-          at = up;
-        }
+        // Found there again. (Not said of the directories above: this look did not go through them,
+        // and the one above may not be the one it was, see #rebindUp.)
+        if ((w.marks[i] as number) < mark) w.marks[i] = mark;
         return w;
       }
       w.prefixes = [...w.prefixes, prefix];
@@ -922,9 +917,32 @@ class Monitor {
     if (typeof wd !== 'number' || wd === w.wd) return null;
     const up = this.#dirWatch(source, wd, spelt, mark);
     if (up === null) return null;
+    // Through a link back up (/d/sub/l with l → /d): `w` is above its own parent. Counted, the two would
+    // hold each other for good.
+    if (reaches(up, w)) {
+      if (up.uses <= 0) this.#drop(up);
+      return null;
+    }
     up.uses++;
     up.below++;
     return up;
+  }
+
+  /**
+   * Spelling `i` of `w` was found since a directory above it moved: it is still the path's, but the
+   * directory above that spelling may be another one now (the old one renamed away, a new one made, `w`
+   * moved into it). One inotify_add_watch(2), on a move only.
+   */
+  #rebindUp(w: DirWatch, i: number): void {
+    const source = this.#source;
+    const spelt = upPrefix(w.prefixes[i] as string);
+    if (source === null || spelt === null) return;
+    const wd = source.addWatch(spelt, UP_MASK);
+    const old = w.ups[i] ?? null;
+    if (old !== null && old.wd === wd && old.prefixes.includes(spelt)) return;
+    const up = typeof wd === 'number' ? this.#watchUp(source, w, w.prefixes[i] as string, w.marks[i] as number) : null;
+    w.ups[i] = up;
+    if (old !== null) this.#unwatch(old);
   }
 
   /** Lets go of a use #watchUp took. */
@@ -1303,9 +1321,10 @@ class Monitor {
         // The directory went (or, IN_IGNORED alone, its watch did): whoever goes through it looks again.
         if (e.mask & IN.IGNORED) this.#forget(w);
         const gone = (e.mask & (IN.DELETE_SELF | IN.MOVE_SELF)) !== 0;
-        // The spellings it went from (those found by looks whose markers have been read, see #gone): the
-        // directories watched below them went with it, and inotify tells them nothing.
-        const from = gone && w.below > 0 ? w.prefixes.filter((_, i) => (w.marks[i] as number) <= this.#seenMark) : [];
+        // The directories watched below it went with it, and inotify tells them nothing. Each path
+        // through them is told as through it (by its own last look, see #gone), whatever looks of other
+        // paths found since.
+        const from = gone && w.below > 0 ? w.prefixes : [];
         this.#gone(w, gone, null, touch);
         for (const prefix of from) {
           for (const d of this.#watches.values()) {
@@ -1386,10 +1405,7 @@ class Monitor {
    * no look has found it there since.
    */
   #gone(w: DirWatch, gone: boolean, under: string | null, touch: (f: Followed) => Told): void {
-    if (under !== null) {
-      const i = w.prefixes.indexOf(under);
-      if (i < 0 || (w.marks[i] as number) > this.#seenMark) return;
-    }
+    if (under !== null && !w.prefixes.includes(under)) return;
     // An event counts if it came after the marker of the target's last look that reported a change
     // (see #read).
     const fresh = (f: Followed): boolean => f.changeMark <= this.#seenMark;
@@ -1424,7 +1440,11 @@ class Monitor {
     // old one again) stay; the paths through the others, touched above, look again and add theirs
     // back if it is there.
     const keep = w.marks.map((m, i) => m > this.#seenMark || (under !== null && w.prefixes[i] !== under));
-    for (let i = 0; i < keep.length; i++) if (!keep[i]) this.#unwatchUp(w, i);
+    for (let i = 0; i < keep.length; i++) {
+      if (!keep[i]) this.#unwatchUp(w, i);
+      // Found there since: the directory above that spelling may be another one now.
+      else if (under === null || w.prefixes[i] === under) this.#rebindUp(w, i);
+    }
     w.prefixes = w.prefixes.filter((_, i) => keep[i]);
     w.marks = w.marks.filter((_, i) => keep[i]);
     w.ups = w.ups.filter((_, i) => keep[i]);
@@ -1531,6 +1551,15 @@ function heldAt(hops: Array<DirWatch | string> | null, w: DirWatch, name: string
   return false;
 }
 
+/** Whether `to` is `from` or above it, through the watches of the directories above. */
+function reaches(from: DirWatch, to: DirWatch): boolean {
+  for (const up of [from, ...from.ups]) {
+    if (up === to) return true;
+    if (up !== null && up !== from && reaches(up, to)) return true;
+  }
+  return false;
+}
+
 /**
  * The spelling of the directory above the one spelt `prefix` (both end in '/'), or null: `prefix` is
  * the root, or the first component of a relative path (what it names does not change when the working
@@ -1541,7 +1570,7 @@ function upPrefix(prefix: string): string | null {
   const up = dirname(dir);
   // A spelling through '.' or '..' means what it means from the working directory or the directory
   // below, whatever the name of the one spelt so: a rename of it is not a move of what is below.
-  if (up === dir || up === '.' || basename(up) === '.' || basename(up) === '..') return null;
+  if (up === dir || up === '.' || [basename(dir), basename(up)].some((b) => b === '.' || b === '..')) return null;
   return up.endsWith('/') ? up : `${up}/`;
 }
 
