@@ -158,6 +158,8 @@ class DirWatch {
   ups: Array<DirWatch | null>;
   /** How many spellings of other watches have this one as the directory above them. */
   below = 0;
+  /** Whether its mask is DIR_MASK (a hop or a directory of targets), not UP_MASK's IN_MOVE_SELF alone. */
+  wide = false;
   readonly names = new Map<string, Followed | Followed[]>();
   whole: Followed[] = [];
   uses = 0;
@@ -858,6 +860,7 @@ class Monitor {
         const prefix = dir.endsWith('/') ? dir : `${dir}/`;
         const w = this.#dirWatch(source, wd, prefix, mark);
         if (w === null) return 'EAGAIN'; // replaced under us by something we watch otherwise: look again soon
+        w.wide = true;
         const spelt = prefix + name;
         const key = spelt === f.path ? f.path : spelt;
         if (hasHop(f, hops, w, key)) return w;
@@ -965,6 +968,7 @@ class Monitor {
     if (typeof wd !== 'number') return wd;
     const w = this.#dirWatch(source, wd, dir.endsWith('/') ? dir : `${dir}/`, mark);
     if (w === null) return 'EAGAIN';
+    w.wide = true;
     if (!w.whole.includes(f)) {
       w.whole = [...w.whole, f];
       w.uses++;
@@ -1076,6 +1080,30 @@ class Monitor {
 
   #unuse(w: DirWatch): void {
     if (--w.uses <= 0) this.#drop(w);
+    else if (w.wide && w.uses === w.below) this.#narrow(w);
+  }
+
+  /**
+   * A directory now watched only as one above others: its mask narrowed back to IN_MOVE_SELF, so that
+   * what happens in it (a busy /tmp above a target) does not wake the worker. inotify_add_watch(2) takes
+   * a path, not a watch: if the spelling names another directory now (this one moved, which is not read
+   * yet), that one's mask is put back if it was wide, and a watch made on one we did not watch is
+   * removed.
+   */
+  #narrow(w: DirWatch): void {
+    const source = this.#source;
+    if (source === null) return;
+    for (const prefix of w.prefixes) {
+      const wd = source.addWatch(prefix, IN.MOVE_SELF | IN.ONLYDIR);
+      if (wd === w.wd) {
+        w.wide = false;
+        return;
+      }
+      if (typeof wd !== 'number') continue;
+      const other = this.#watches.get(wd);
+      if (other === undefined) source.removeWatch(wd);
+      else if (other instanceof DirWatch && other.wide) source.addWatch(prefix, DIR_MASK);
+    }
   }
 
   /** Removes a watch nothing uses any more (one wd per inode: only when all its users are gone). */

@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { closeSync, constants, existsSync, mkdirSync, openSync, readFileSync, readSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, constants, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, readSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { once } from 'node:events';
 import { tmp, state, start, startRunner, kill, until, compileC, BIN } from './helpers.js';
@@ -632,17 +632,16 @@ test('a directory of targets renamed away just after a holder renamed its FIFO i
   assert.deepEqual(memberStates(c.lines, 's', 'x'), ['alive', 'absent', 'dead']);
 });
 
-test('a directory renamed away keeps no old name: what happens in it in a later batch is not news of its old paths', async (t) => {
-  // s is renamed to s.gone and a new s made; both are watched as directories of targets. Later, a holder
-  // renames x into place in s.gone while s/x is made dead. The watch of s.gone kept its old spelling s/:
-  // the rename was taken for s/x too (alive, dead for s/x).
-  const base = tmp(t);
-  const [s, gone] = ['s', 's.gone'].map((n) => join(base, n));
-  mkdirSync(s);
+/**
+ * Directories of targets `s` and `gone` are watched; `move()` renames s (or a directory above it) so that
+ * s is at `gone`, and a new s is made. Later, while the watcher is busy, a holder renames x into place in
+ * the old s and s/x is made dead: each is its own directory's member only.
+ */
+async function oldNameDropped(t, s, gone, move) {
   const c = await busyChild(t, { s, gone });
-  renameSync(s, gone);
-  mkdirSync(s);
-  await new Promise((r) => setTimeout(r, 500)); // handled: s.gone is the old directory, s a new one
+  move();
+  mkdirSync(s, { recursive: true });
+  await new Promise((r) => setTimeout(r, 500)); // handled: gone is the old directory, s a new one
   await c.busy();
   await renamedInto(t, join(gone, 'x'));
   execFileSync('mkfifo', [join(s, 'x')]);
@@ -650,6 +649,15 @@ test('a directory renamed away keeps no old name: what happens in it in a later 
   await c.until((l) => memberStates(l, 's', 'x').at(-1) === 'dead' && memberStates(l, 'gone', 'x').at(-1) === 'alive', 'both x');
   await new Promise((r) => setTimeout(r, 300)); // anything it would still report
   assert.deepEqual({ s: memberStates(c.lines, 's', 'x'), gone: memberStates(c.lines, 'gone', 'x') }, { s: ['dead'], gone: ['alive'] });
+}
+
+test('a directory renamed away keeps no old name: what happens in it in a later batch is not news of its old paths', async (t) => {
+  // s is renamed to s.gone and a new s made. The watch of s.gone kept its old spelling s/: the rename
+  // into place there was taken for s/x too (alive, dead for s/x).
+  const base = tmp(t);
+  const [s, gone] = ['s', 's.gone'].map((n) => join(base, n));
+  mkdirSync(s);
+  await oldNameDropped(t, s, gone, () => renameSync(s, gone));
 });
 
 test('a member followed after its directory moved does not hear the moved directory in the next wave', async (t) => {
@@ -703,24 +711,51 @@ test('a directory above a target renamed away: the target is reported absent, an
 });
 
 test('a directory whose parent was renamed away keeps no old name: what happens in it later is not news of its old paths', async (t) => {
-  // p/s and p.gone/s are watched as directories of targets; p is renamed to p.gone and a new p/s made.
-  // Later a holder renames x into place in p.gone/s while p/s/x is made dead. The watch of the old s kept
-  // its spelling p/s/ (its parent moved, not it): the rename was taken for p/s/x too (alive, dead).
+  // p is renamed to p.gone and a new p/s made. The watch of the old s kept its spelling p/s/ (its parent
+  // moved, not it): the rename into place in p.gone/s was taken for p/s/x too (alive, dead).
   const base = tmp(t);
   const [p, s] = [join(base, 'p'), join(base, 'p', 's')];
-  const gone = join(`${p}.gone`, 's');
   mkdirSync(s, { recursive: true });
-  const c = await busyChild(t, { s, gone });
-  renameSync(p, `${p}.gone`);
-  mkdirSync(s, { recursive: true });
-  await new Promise((r) => setTimeout(r, 500)); // handled: p.gone/s is the old directory, p/s a new one
-  await c.busy();
-  await renamedInto(t, join(gone, 'x'));
-  execFileSync('mkfifo', [join(s, 'x')]);
-  c.free();
-  await c.until((l) => memberStates(l, 's', 'x').at(-1) === 'dead' && memberStates(l, 'gone', 'x').at(-1) === 'alive', 'both x');
-  await new Promise((r) => setTimeout(r, 300)); // anything it would still report
-  assert.deepEqual({ s: memberStates(c.lines, 's', 'x'), gone: memberStates(c.lines, 'gone', 'x') }, { s: ['dead'], gone: ['alive'] });
+  await oldNameDropped(t, s, join(`${p}.gone`, 's'), () => renameSync(p, `${p}.gone`));
+});
+
+/** The mask of this process's inotify watch on `path`'s inode (/proc/self/fdinfo), or null: none. */
+function inotifyMask(path) {
+  const ino = ` ino:${statSync(path).ino.toString(16)} `;
+  for (const fd of readdirSync('/proc/self/fd')) {
+    let link;
+    try {
+      link = readlinkSync(`/proc/self/fd/${fd}`);
+    } catch {
+      continue;
+    }
+    if (link !== 'anon_inode:inotify') continue;
+    const line = readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8').split('\n').find((l) => l.includes(ino));
+    if (line !== undefined) return Number.parseInt(/ mask:(\w+)/.exec(line)[1], 16);
+  }
+  return null;
+}
+
+test('a directory above a target is watched for its renaming only, once no path needs its entries', async (t) => {
+  // base was watched for its entries while a was missing (for a/x to appear), and kept that mask as the
+  // directory above a: everything made in it woke the watcher.
+  const base = tmp(t);
+  const IN_CREATE = 0x100;
+  const IN_MOVE_SELF = 0x800;
+  const w = watch(join(base, 'a', 'x'));
+  t.after(() => w.close());
+  await once(w, 'ready');
+  assert.ok(inotifyMask(base) & IN_CREATE, 'watched for a to appear');
+  mkdirSync(join(base, 'a'));
+  await until(() => inotifyMask(join(base, 'a')) !== null && !(inotifyMask(base) & IN_CREATE), 'base narrowed');
+  assert.equal(inotifyMask(base) & (IN_CREATE | IN_MOVE_SELF), IN_MOVE_SELF);
+  // And still heard: base renamed away is a's, and x's, move.
+  const r = recorder(w);
+  execFileSync('mkfifo', [join(base, 'a', 'x')]);
+  await r.until(() => r.last() === 'dead', 'x dead');
+  renameSync(base, `${base}.gone`);
+  t.after(() => rmSync(`${base}.gone`, { recursive: true, force: true }));
+  await r.until(() => r.last() === 'absent', 'x absent');
 });
 
 /**
