@@ -402,6 +402,8 @@ class Monitor {
   #seenMark = 0;
   /** The marker placed in this turn of the event loop, which every look of the turn comes after; 0: none. */
   #turnMark = 0;
+  /** The last marker placed before an IN_Q_OVERFLOW read in this wave (-1: none), see #respell. */
+  #overflowed = -1;
   /**
    * Alive FIFOs whose reader's close (IN_CLOSE_NOWRITE, while the path still named them) came in a
    * batch without their EPOLLERR: the kernel queues the close just before it releases the reader
@@ -942,10 +944,42 @@ class Monitor {
     if (source === null || spelt === null) return;
     const wd = source.addWatch(spelt, UP_MASK);
     const old = w.ups[i] ?? null;
-    if (old !== null && old.wd === wd && old.prefixes.includes(spelt)) return;
+    const j = old !== null && old.wd === wd ? old.prefixes.indexOf(spelt) : -1;
+    if (old !== null && j >= 0) {
+      // Still there, as of the look that found `w` there.
+      if ((old.marks[j] as number) < (w.marks[i] as number)) old.marks[j] = w.marks[i] as number;
+      return;
+    }
     const up = typeof wd === 'number' ? this.#watchUp(source, w, w.prefixes[i] as string, w.marks[i] as number) : null;
     w.ups[i] = up;
     if (old !== null) this.#unwatch(old);
+  }
+
+  /**
+   * After the kernel dropped events (IN_Q_OVERFLOW), a directory's move may have been among them, and
+   * every path has just been looked at again (after the marker `before`). The spellings none of those
+   * looks found name nothing of ours any more: dropped, as a move read would drop them. The directories
+   * above are checked from the deepest spelling up (one inotify_add_watch each: an overflow is rare),
+   * so that one still above a spelling found is kept, at its spelling now.
+   */
+  #respell(before: number): void {
+    this.#overflowed = -1;
+    const dirs: DirWatch[] = [];
+    for (const w of this.#watches.values()) if (w instanceof DirWatch) dirs.push(w);
+    const spellings = dirs.flatMap((w) => w.prefixes.map((prefix) => ({ w, prefix }))).sort((a, b) => b.prefix.length - a.prefix.length);
+    for (const { w, prefix } of spellings) {
+      const i = w.prefixes.indexOf(prefix);
+      if (w.wd >= 0 && i >= 0 && (w.marks[i] as number) > before) this.#rebindUp(w, i);
+    }
+    for (const w of dirs) {
+      if (w.wd < 0) continue;
+      const keep = w.marks.map((m) => m > before);
+      if (keep.every(Boolean)) continue;
+      for (let i = 0; i < keep.length; i++) if (!keep[i]) this.#unwatchUp(w, i);
+      w.prefixes = w.prefixes.filter((_, i) => keep[i]);
+      w.marks = w.marks.filter((_, i) => keep[i]);
+      w.ups = w.ups.filter((_, i) => keep[i]);
+    }
   }
 
   /** Lets go of a use #watchUp took. */
@@ -1228,6 +1262,7 @@ class Monitor {
         // known to have lost its reader: the look then looks again rather than trusting it.
         looks.set(f, this.#look(f, f.writer >= 0 && t.lost.includes(f.serial)));
       }
+      if (this.#overflowed >= 0) this.#respell(this.#overflowed);
       now = new Set();
       // At most MAX_CATCH_UP rounds in all, under a flood (20,000 FIFOs made at once): what comes after
       // waits for the next batch, ordered by the markers of these looks.
@@ -1416,6 +1451,7 @@ class Monitor {
       this.#marks.clear();
       this.#moves.clear();
       this.#seenMark = this.#nextMark - 1;
+      this.#overflowed = this.#seenMark;
       for (const map of Object.values(this.#followed)) {
         for (const f of map.values()) {
           touch(f);
