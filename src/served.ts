@@ -29,10 +29,11 @@ export class Slot {
    * `target="..."` string kept either (the renderer writes those characters around it).
    */
   readonly #escaped: string | null;
-  /** The watcher's key for the target that owns the name (the target as given, or a member's path). */
+  /**
+   * The watcher's key for the target that owns the name (the target as given, or a member's path): also
+   * what a holder record is asked for by (a bare name, a path, a service directory).
+   */
   owner: string;
-  /** The target to ask for a holder record (a bare name, a path, a service directory). */
-  statusTarget: string;
   path = '';
   state: WatchState = 'unknown';
   previous: WatchState | null = null;
@@ -50,10 +51,9 @@ export class Slot {
   /** Reported at least once. */
   seen = false;
 
-  constructor(name: string, owner: string, statusTarget: string) {
+  constructor(name: string, owner: string) {
     this.name = name;
     this.owner = owner;
-    this.statusTarget = statusTarget;
     const escaped = labelValue(name);
     this.#escaped = escaped === name ? null : escaped;
   }
@@ -86,6 +86,16 @@ export function labelValue(name: string): string {
 export function servedName(target: string): string {
   const name = target.includes('/') ? basename(target) : target;
   return name === '' ? target : name;
+}
+
+/** Claims `name` for the target at `path` in `byName`; throws EDUPNAME if another target has it. */
+function claim(byName: Map<string, string>, name: string, path: string): void {
+  const other = byName.get(name);
+  const full = resolve(path);
+  if (other !== undefined && other !== full) {
+    throw new ProcAliveError('EDUPNAME', `two targets would be served as '${escapeText(name)}': ${escapeText(other)} and ${escapeText(full)}`);
+  }
+  byName.set(name, full);
 }
 
 export interface ServedOptions {
@@ -149,27 +159,21 @@ export class ServedSet {
 
   constructor(targets: string[], options: ServedOptions = {}) {
     this.#onWarning = options.onWarning ?? (() => {});
+    // (Not in a closure: the constructor's closures share one context, which the watcher's listeners
+    // below keep for as long as serve runs, and with it a path and a name per target.)
     const byName = new Map<string, string>();
-    const claim = (name: string, path: string): void => {
-      const other = byName.get(name);
-      const full = resolve(path);
-      if (other !== undefined && other !== full) {
-        throw new ProcAliveError('EDUPNAME', `two targets would be served as '${escapeText(name)}': ${escapeText(other)} and ${escapeText(full)}`);
-      }
-      byName.set(name, full);
-    };
     for (const target of targets) {
       const path = targetPath(target);
       if (isDirectory(path) && !isServiceDir(path)) {
         this.#dirs.add(path);
         this.#dirPaths.add(resolve(path));
-        for (const member of listTargets(path)) claim(basename(member), member);
+        for (const member of listTargets(path)) claim(byName, basename(member), member);
       } else {
         const name = servedName(target);
-        claim(name, path);
+        claim(byName, name, path);
         this.#explicit.set(target, name);
         this.#explicitPaths.add(resolve(path));
-        if (!this.#slots.has(name)) this.#slots.set(name, new Slot(name, target, target));
+        if (!this.#slots.has(name)) this.#slots.set(name, new Slot(name, target));
       }
     }
     this.#watcher = watch(targets, options.unref === true ? { unref: true } : {});
@@ -198,7 +202,7 @@ export class ServedSet {
     let slot = this.#slots.get(name);
     if (slot === undefined) {
       // A target that appeared in a served directory.
-      slot = new Slot(name, e.target, e.target);
+      slot = new Slot(name, e.target);
       this.#slots.set(name, slot);
       this.#sorted = null;
     } else if (slot.owner !== e.target) {
@@ -213,7 +217,6 @@ export class ServedSet {
       }
       // The name's previous owner left its directory: the newcomer takes the name over.
       slot.owner = e.target;
-      slot.statusTarget = e.target;
     }
     this.#apply(slot, e);
     if (e.state === 'absent' && member) this.#depart(slot);
@@ -235,7 +238,6 @@ export class ServedSet {
       if (basename(key) !== slot.name) continue;
       this.#shadowed.delete(key);
       slot.owner = key;
-      slot.statusTarget = key;
       this.#apply(slot, { ...last, time: clock() });
       return;
     }
@@ -312,7 +314,7 @@ export class ServedSet {
       this.#toRead.delete(slot);
       const generation = slot.generation;
       this.#reading++;
-      status(slot.statusTarget)
+      status(slot.owner)
         .then(
           (st) => {
             if (slot.generation !== generation || this.#closed) return;
