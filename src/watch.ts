@@ -116,6 +116,15 @@ export class Watcher extends EventEmitter<WatcherEvents> implements AsyncIterabl
     options.signal?.addEventListener('abort', this.#onAbort, { once: true });
     // A failure can come at once (inside lease()): told in a microtask, once listeners are attached.
     this.#lease = theMonitor().lease(!options.unref, (err) => queueMicrotask(() => this.#error(err)));
+    this.#startSoon(resolved);
+  }
+
+  /**
+   * Follows the targets in a microtask, then says 'ready'. (Not a closure of the constructor's: those
+   * share one context, which the lease's callback keeps while the watcher lives, and with it this array
+   * of every target given.)
+   */
+  #startSoon(resolved: ReadonlyArray<readonly [string, string]>): void {
     queueMicrotask(() => {
       for (const [target, path] of resolved) if (!this.#closed) this.#addTop(target, path);
       if (!this.#closed) this.emit('ready');
