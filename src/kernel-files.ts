@@ -91,6 +91,25 @@ export function watchable(d: Dir): string | Buffer {
 }
 
 /**
+ * Directory `path`, opened, as a path that reaches that very inode for as long as it is open
+ * (/proc/self/fd/N): for calls that take a path where the directory may be renamed meanwhile
+ * (inotify_add_watch(2)). Null if it cannot be opened, or where /proc does not reach it.
+ */
+export function openWatchable(path: string): { path: string; close(): void } | null {
+  let d: Dir;
+  try {
+    d = openDir(path, false, 'cannot watch');
+  } catch {
+    return null;
+  }
+  if (procFd !== true) {
+    closeDir(d);
+    return null;
+  }
+  return { path: `/proc/self/fd/${d.fd}`, close: () => closeDir(d) };
+}
+
+/**
  * Opens directory `path`. With `nofollow`, a symlink at its last component is refused (ELOOP);
  * components before it are followed, as the user who named them chose.
  */

@@ -52,6 +52,7 @@ import { basename, dirname, join, resolve as resolvePath } from 'node:path';
 import { ProcAliveError, errnoError } from './errors.js';
 import { IN, openEventSource, type EventSource, type InotifyEvent, type FdWatch, type ReadyKind } from './kernel-events.js';
 import { closeWriter, isServiceDir, probeEntry, probeWriter, type State } from './kernel.js';
+import { openWatchable } from './kernel-files.js';
 import { decodeName, fsPath } from './text.js';
 
 export type WatchState = State | 'unknown';
@@ -120,6 +121,8 @@ const DIR_MASK = IN.CREATE | IN.DELETE | IN.MOVED_FROM | IN.MOVED_TO | IN.DELETE
 // has (IN_MASK_ADD: inotify_add_watch(2) replaces the mask otherwise, and the same directory may be
 // watched whole for another path). Its removal needs those below removed first: they tell it themselves.
 const UP_MASK = IN.MOVE_SELF | IN.MASK_ADD | IN.ONLYDIR;
+// The same, replacing the mask: a directory no longer watched for its entries (see #narrow).
+const NARROW_MASK = IN.MOVE_SELF | IN.ONLYDIR;
 // A FIFO with no reader: any open of it proves a reader was there (see above). One with a reader: a
 // reader's close, to place its death (EPOLLERR, from epoll, in no order with inotify's events) among the
 // changes of its name. Checkers open it for writing, so they raise IN_CLOSE_WRITE, not IN_CLOSE_NOWRITE;
@@ -860,9 +863,8 @@ class Monitor {
       const wd = source.addWatch(dir, DIR_MASK);
       if (typeof wd === 'number') {
         const prefix = dir.endsWith('/') ? dir : `${dir}/`;
-        const w = this.#dirWatch(source, wd, prefix, mark);
+        const w = this.#dirWatch(source, wd, prefix, mark, true);
         if (w === null) return 'EAGAIN'; // replaced under us by something we watch otherwise: look again soon
-        w.wide = true;
         const spelt = prefix + name;
         const key = spelt === f.path ? f.path : spelt;
         if (hasHop(f, hops, w, key)) return w;
@@ -882,13 +884,14 @@ class Monitor {
    * The watch of directory `wd`, just found at the spelling `prefix` by the look of marker `mark`; a new
    * spelling also watches the directory above it (see DirWatch.ups), and so on up.
    */
-  #dirWatch(source: EventSource, wd: number, prefix: string, mark: number): DirWatch | null {
+  #dirWatch(source: EventSource, wd: number, prefix: string, mark: number, wide = false): DirWatch | null {
     let w = this.#watches.get(wd);
     if (w === undefined) {
       w = new DirWatch(wd, prefix, mark);
       this.#watches.set(wd, w);
     } else if (!(w instanceof DirWatch)) return null;
     else {
+      if (wide) w.wide = true;
       const i = w.prefixes.indexOf(prefix);
       if (i >= 0) {
         // Found there again. (Not said of the directories above: this look did not go through them,
@@ -900,8 +903,14 @@ class Monitor {
       w.marks = [...w.marks, mark];
       w.ups = [...w.ups, null];
     }
-    // (Looked up again: watching those above may have given this one another spelling, through a link.)
+    // (Before anything below could narrow it: its mask is DIR_MASK from now.)
+    if (wide) w.wide = true;
+    // Held while those above are watched: a cycle through a link cut there (see #watchUp) lets go of a
+    // use of this one, before the caller has counted its own.
+    w.uses++;
     const up = this.#watchUp(source, w, prefix, mark);
+    w.uses--;
+    // (Looked up again: watching those above may have given this one another spelling, through a link.)
     const i = w.prefixes.indexOf(prefix);
     if (i >= 0 && w.ups[i] === null) w.ups[i] = up;
     else if (up !== null) this.#unwatch(up);
@@ -923,11 +932,9 @@ class Monitor {
     const up = this.#dirWatch(source, wd, spelt, mark);
     if (up === null) return null;
     // Through a link back up (/d/sub/l with l → /d): `w` is above its own parent. Counted, the two would
-    // hold each other for good.
-    if (reaches(up, w)) {
-      if (up.uses <= 0) this.#drop(up);
-      return null;
-    }
+    // hold each other for good. The way up into `w` is let go of instead (w, in use, hears its own
+    // moves), and this way, down from it, kept: d/sub renamed is a move of d/sub/l/x.
+    if (reaches(up, w)) this.#cutInto(up, w);
     up.uses++;
     up.below++;
     return up;
@@ -982,6 +989,22 @@ class Monitor {
     }
   }
 
+  /** Lets go of every way up into `to` from `from` and the directories above it. */
+  #cutInto(from: DirWatch, to: DirWatch): void {
+    const seen = new Set<DirWatch>([from]);
+    const next: DirWatch[] = [from];
+    for (let w = next.pop(); w !== undefined; w = next.pop()) {
+      for (let j = 0; j < w.ups.length; j++) {
+        const up = w.ups[j] ?? null;
+        if (up === to) this.#unwatchUp(w, j);
+        else if (up !== null && !seen.has(up)) {
+          seen.add(up);
+          next.push(up);
+        }
+      }
+    }
+  }
+
   /** Lets go of a use #watchUp took. */
   #unwatch(up: DirWatch): void {
     up.below--;
@@ -1000,9 +1023,8 @@ class Monitor {
   #watchWhole(source: EventSource, f: Followed, dir: string, mark: number): DirWatch | string {
     const wd = source.addWatch(dir, DIR_MASK);
     if (typeof wd !== 'number') return wd;
-    const w = this.#dirWatch(source, wd, dir.endsWith('/') ? dir : `${dir}/`, mark);
+    const w = this.#dirWatch(source, wd, dir.endsWith('/') ? dir : `${dir}/`, mark, true);
     if (w === null) return 'EAGAIN';
-    w.wide = true;
     if (!w.whole.includes(f)) {
       w.whole = [...w.whole, f];
       w.uses++;
@@ -1020,7 +1042,7 @@ class Monitor {
     let w = this.#watches.get(wd);
     if (w instanceof DirWatch) {
       // Replaced by a directory we watch since it was looked at: its mask put back; look again soon.
-      source.addWatch(path, DIR_MASK);
+      source.addWatch(path, w.wide ? DIR_MASK : NARROW_MASK);
       return 'EAGAIN';
     }
     if (w === undefined) {
@@ -1120,23 +1142,30 @@ class Monitor {
   /**
    * A directory now watched only as one above others: its mask narrowed back to IN_MOVE_SELF, so that
    * what happens in it (a busy /tmp above a target) does not wake the worker. inotify_add_watch(2) takes
-   * a path, not a watch: if the spelling names another directory now (this one moved, which is not read
-   * yet), that one's mask is put back if it was wide, and a watch made on one we did not watch is
-   * removed.
+   * a path, not a watch, and the spelling may name another directory now (this one moved, which is not
+   * read yet): the directory is opened first, and only the one whose watch is this one is changed.
+   * Where /proc cannot reach an open directory, it stays as it is.
    */
   #narrow(w: DirWatch): void {
     const source = this.#source;
-    if (source === null) return;
+    if (source === null || w.wd < 0) return;
     for (const prefix of w.prefixes) {
-      const wd = source.addWatch(prefix, IN.MOVE_SELF | IN.ONLYDIR);
-      if (wd === w.wd) {
-        w.wide = false;
-        return;
+      // Through a directory fd (/proc/self/fd/N): the inode asked about is the one changed. IN_MASK_ADD
+      // of a bit every watch of ours has changes no mask of ours; the wd it returns says whose it is.
+      const dir = openWatchable(prefix);
+      if (dir === null) continue;
+      try {
+        const wd = source.addWatch(dir.path, UP_MASK);
+        if (wd === w.wd) {
+          source.addWatch(dir.path, NARROW_MASK);
+          w.wide = false;
+          return;
+        }
+        // (Another directory is there now: one we did not watch loses the watch just made.)
+        if (typeof wd === 'number' && !this.#watches.has(wd)) source.removeWatch(wd);
+      } finally {
+        dir.close();
       }
-      if (typeof wd !== 'number') continue;
-      const other = this.#watches.get(wd);
-      if (other === undefined) source.removeWatch(wd);
-      else if (other instanceof DirWatch && other.wide) source.addWatch(prefix, DIR_MASK);
     }
   }
 
@@ -1387,7 +1416,8 @@ class Monitor {
         // The directories watched below it went with it, and inotify tells them nothing. Each path
         // through them is told as through it (by its own last look, see #gone), whatever looks of other
         // paths found since.
-        const from = gone && w.below > 0 ? w.prefixes : [];
+        // (Not only where w.below says so: a way up cut in a cycle, see #watchUp, is not counted there.)
+        const from = gone ? w.prefixes : [];
         this.#gone(w, gone, null, touch);
         for (const prefix of from) {
           for (const d of this.#watches.values()) {
@@ -1617,9 +1647,16 @@ function heldAt(hops: Array<DirWatch | string> | null, w: DirWatch, name: string
 
 /** Whether `to` is `from` or above it, through the watches of the directories above. */
 function reaches(from: DirWatch, to: DirWatch): boolean {
-  for (const up of [from, ...from.ups]) {
-    if (up === to) return true;
-    if (up !== null && up !== from && reaches(up, to)) return true;
+  // (Each once: a directory with several spellings has as many ways up, which multiply with the depth.)
+  const seen = new Set<DirWatch>([from]);
+  const next: DirWatch[] = [from];
+  for (let w = next.pop(); w !== undefined; w = next.pop()) {
+    if (w === to) return true;
+    for (const up of w.ups) {
+      if (up === null || seen.has(up)) continue;
+      seen.add(up);
+      next.push(up);
+    }
   }
   return false;
 }

@@ -787,6 +787,31 @@ test('a directory renamed away while the kernel drops events (IN_Q_OVERFLOW) kee
   assert.deepEqual({ s: memberStates(c.lines, 's', 'x'), gone: memberStates(c.lines, 'gone', 'x') }, { s: ['dead'], gone: ['alive'] });
 });
 
+test('a path through a link back up to its own directory (d/sub/l → d) is heard, and so is a rename on the way', async (t) => {
+  // Watching the directories above d/sub/l made d and d/sub each other's: the cycle was cut by dropping
+  // d/sub, and with it d, while d was being set up (deaf for good); then d/sub was not watched at all.
+  const d = join(tmp(t), 'd');
+  mkdirSync(join(d, 'sub'), { recursive: true });
+  symlinkSync(d, join(d, 'sub', 'l'));
+  const w = watch(join(d, 'sub', 'l', 'x'));
+  t.after(() => w.close());
+  const r = recorder(w);
+  await once(w, 'ready');
+  execFileSync('mkfifo', [join(d, 'x')]);
+  await r.until(() => r.last() === 'dead', 'x dead');
+  renameSync(join(d, 'sub'), join(d, 'sub2'));
+  await r.until(() => r.last() === 'absent', 'd/sub/l/x absent');
+  assert.deepEqual(r.states(), ['absent', 'dead', 'absent']);
+  // And a directory of targets through a relative link back up (sub2/up → ..) hears its entries.
+  symlinkSync('..', join(d, 'sub2', 'up'));
+  const wd = watch(join(d, 'sub2', 'up'));
+  t.after(() => wd.close());
+  const rd = recorder(wd);
+  await once(wd, 'ready');
+  execFileSync('mkfifo', [join(d, 'y')]);
+  await rd.until(() => rd.events.some((e) => basename(e.target) === 'y' && e.state === 'dead'), 'y dead');
+});
+
 /**
  * p/q/x is alive and watched, with p/q/y. The child's main thread is busy, y is made (its event read and
  * posted, so a look through q runs after what follows), then `moves()`. Returns the child once free.
