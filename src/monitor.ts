@@ -905,8 +905,8 @@ class Monitor {
     }
     // (Before anything below could narrow it: its mask is DIR_MASK from now.)
     if (wide) w.wide = true;
-    // Held while those above are watched: a cycle through a link cut there (see #watchUp) lets go of a
-    // use of this one, before the caller has counted its own.
+    // Held while those above are watched: one refused there (a cycle through a link, see #watchUp) is
+    // dropped, and with it its use of this one, before the caller has counted its own.
     w.uses++;
     const up = this.#watchUp(source, w, prefix, mark);
     w.uses--;
@@ -932,9 +932,12 @@ class Monitor {
     const up = this.#dirWatch(source, wd, spelt, mark);
     if (up === null) return null;
     // Through a link back up (/d/sub/l with l → /d): `w` is above its own parent. Counted, the two would
-    // hold each other for good. The way up into `w` is let go of instead (w, in use, hears its own
-    // moves), and this way, down from it, kept: d/sub renamed is a move of d/sub/l/x.
-    if (reaches(up, w)) this.#cutInto(up, w);
+    // hold each other for good: this spelling has none (README, Limits). (Cutting the way up into `w`
+    // instead took it from other paths through d/sub, for good.)
+    if (reaches(up, w)) {
+      if (up.uses <= 0) this.#drop(up);
+      return null;
+    }
     up.uses++;
     up.below++;
     return up;
@@ -957,7 +960,9 @@ class Monitor {
       if ((old.marks[j] as number) < (w.marks[i] as number)) old.marks[j] = w.marks[i] as number;
       return;
     }
+    w.uses++; // (held, as in #dirWatch)
     const up = typeof wd === 'number' ? this.#watchUp(source, w, w.prefixes[i] as string, w.marks[i] as number) : null;
+    w.uses--;
     w.ups[i] = up;
     if (old !== null) this.#unwatch(old);
   }
@@ -986,22 +991,6 @@ class Monitor {
       w.prefixes = w.prefixes.filter((_, i) => keep[i]);
       w.marks = w.marks.filter((_, i) => keep[i]);
       w.ups = w.ups.filter((_, i) => keep[i]);
-    }
-  }
-
-  /** Lets go of every way up into `to` from `from` and the directories above it. */
-  #cutInto(from: DirWatch, to: DirWatch): void {
-    const seen = new Set<DirWatch>([from]);
-    const next: DirWatch[] = [from];
-    for (let w = next.pop(); w !== undefined; w = next.pop()) {
-      for (let j = 0; j < w.ups.length; j++) {
-        const up = w.ups[j] ?? null;
-        if (up === to) this.#unwatchUp(w, j);
-        else if (up !== null && !seen.has(up)) {
-          seen.add(up);
-          next.push(up);
-        }
-      }
     }
   }
 
@@ -1416,8 +1405,7 @@ class Monitor {
         // The directories watched below it went with it, and inotify tells them nothing. Each path
         // through them is told as through it (by its own last look, see #gone), whatever looks of other
         // paths found since.
-        // (Not only where w.below says so: a way up cut in a cycle, see #watchUp, is not counted there.)
-        const from = gone ? w.prefixes : [];
+        const from = gone && w.below > 0 ? w.prefixes : [];
         this.#gone(w, gone, null, touch);
         for (const prefix of from) {
           for (const d of this.#watches.values()) {
