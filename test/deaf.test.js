@@ -639,13 +639,16 @@ test('a directory of targets renamed away just after a holder renamed its FIFO i
 /**
  * Directories of targets `s` and `gone` are watched; `move()` renames s (or a directory above it) so that
  * s is at `gone`, and a new s is made. Later, while the watcher is busy, a holder renames x into place in
- * the old s and s/x is made dead: each is its own directory's member only.
+ * the old s and s/x is made dead: each is its own directory's member only. With `busy`, the watcher is
+ * busy while `move()` runs too; `also` (name → path) is watched as well.
  */
-async function oldNameDropped(t, s, gone, move) {
-  const c = await busyChild(t, { s, gone });
+async function oldNameDropped(t, s, gone, move, { busy = false, also = {} } = {}) {
+  const c = await busyChild(t, { s, gone, ...also });
+  if (busy) await c.busy();
   move();
   mkdirSync(s, { recursive: true });
-  await new Promise((r) => setTimeout(r, 500)); // handled: gone is the old directory, s a new one
+  if (busy) c.free();
+  await new Promise((r) => setTimeout(r, 1500)); // handled: gone is the old directory, s a new one
   await c.busy();
   await renamedInto(t, join(gone, 'x'));
   execFileSync('mkfifo', [join(s, 'x')]);
@@ -770,21 +773,12 @@ test('a directory renamed away while the kernel drops events (IN_Q_OVERFLOW) kee
   mkdirSync(s);
   mkdirSync(flood);
   const queued = Number(readFileSync('/proc/sys/fs/inotify/max_queued_events', 'utf8'));
-  const c = await busyChild(t, { s, gone, flood: join(flood, 't') });
-  await c.busy();
-  // One IN_CREATE each, more than the queue holds beyond what the worker read before it waited.
-  for (let i = 0; i < queued + 4096; i++) writeFileSync(join(flood, `f${i}`), '');
-  renameSync(s, gone);
-  mkdirSync(s);
-  c.free();
-  await new Promise((r) => setTimeout(r, 1500)); // handled: gone is the old directory, s a new one
-  await c.busy();
-  await renamedInto(t, join(gone, 'x'));
-  execFileSync('mkfifo', [join(s, 'x')]);
-  c.free();
-  await c.until((l) => memberStates(l, 's', 'x').at(-1) === 'dead' && memberStates(l, 'gone', 'x').at(-1) === 'alive', 'both x');
-  await new Promise((r) => setTimeout(r, 300)); // anything it would still report
-  assert.deepEqual({ s: memberStates(c.lines, 's', 'x'), gone: memberStates(c.lines, 'gone', 'x') }, { s: ['dead'], gone: ['alive'] });
+  const move = () => {
+    // One IN_CREATE each, more than the queue holds beyond what the worker read before it waited.
+    for (let i = 0; i < queued + 4096; i++) writeFileSync(join(flood, `f${i}`), '');
+    renameSync(s, gone);
+  };
+  await oldNameDropped(t, s, gone, move, { busy: true, also: { flood: join(flood, 't') } });
 });
 
 test('a path through a link back up to its own directory (d/sub/l → d) is heard, and so is another path through d/sub', async (t) => {
