@@ -985,13 +985,26 @@ class Monitor {
     }
     for (const w of dirs) {
       if (w.wd < 0) continue;
-      const keep = w.marks.map((m) => m > before);
-      if (keep.every(Boolean)) continue;
-      for (let i = 0; i < keep.length; i++) if (!keep[i]) this.#unwatchUp(w, i);
-      w.prefixes = w.prefixes.filter((_, i) => keep[i]);
-      w.marks = w.marks.filter((_, i) => keep[i]);
-      w.ups = w.ups.filter((_, i) => keep[i]);
+      this.#keepSpellings(w, w.marks.map((m) => m > before));
     }
+  }
+
+  /** Keeps the spellings of `w` that `keep` says (by index), letting go of the others' directories above. */
+  #keepSpellings(w: DirWatch, keep: boolean[]): void {
+    if (keep.every(Boolean)) return;
+    for (let i = 0; i < keep.length; i++) if (!keep[i]) this.#unwatchUp(w, i);
+    w.prefixes = w.prefixes.filter((_, i) => keep[i]);
+    w.marks = w.marks.filter((_, i) => keep[i]);
+    w.ups = w.ups.filter((_, i) => keep[i]);
+  }
+
+  /**
+   * Whether an event counts for `f`: it came after the marker of its last look that reported a change.
+   * One older than a later look that reported nothing still counts: what it proves is reported, then
+   * the state that look saw, again, in order.
+   */
+  #fresh(f: Followed): boolean {
+    return f.changeMark <= this.#seenMark;
   }
 
   /** Lets go of a use #watchUp took. */
@@ -1372,14 +1385,10 @@ class Monitor {
       }
       const w = this.#watches.get(e.wd);
       if (w === undefined) continue;
-      // An event counts if it came after the marker of the target's last look that reported a change.
-      // One older than a later look that reported nothing still counts: what it proves is reported, then
-      // the state that look saw, again, in order.
-      const fresh = (f: Followed): boolean => f.changeMark <= this.#seenMark;
       if (w instanceof FifoWatch) {
         if (e.mask & IN.IGNORED) this.#forget(w);
         for (const f of Array.isArray(w.users) ? w.users : [w.users]) {
-          if (!fresh(f)) continue;
+          if (!this.#fresh(f)) continue;
           const t = touch(f);
           // A reader's close places the death among the evidence. After an entry on the way was removed
           // or replaced (rebound), this FIFO may no longer be the path's: an open proves nothing of the
@@ -1443,7 +1452,7 @@ class Monitor {
         const users = w.names.get(prefix + e.name);
         if (users === undefined) continue;
         for (const f of Array.isArray(users) ? users : [users]) {
-          if (!fresh(f)) continue;
+          if (!this.#fresh(f)) continue;
           const t = touch(f);
           if (t.moved?.includes(w)) continue; // in a directory it was told had moved: not this path's
           if (f.extra?.aux === w && e.name === 'run') continue; // what the directory is changes, not whether it is there
@@ -1458,7 +1467,7 @@ class Monitor {
         }
       }
       for (const f of w.whole) {
-        if (!fresh(f)) continue;
+        if (!this.#fresh(f)) continue;
         const names = entries.get(f);
         if (names === undefined) entries.set(f, [e.name]);
         else if (names !== null) names.push(e.name);
@@ -1483,18 +1492,15 @@ class Monitor {
   /**
    * What the going of directory `w` tells the paths through it: its IN_MOVE_SELF or IN_DELETE_SELF
    * (`gone`), or its watch's end (IN_IGNORED, IN_UNMOUNT: they only look again). With `under`, one of
-   * its spellings went, taken along by a directory above it: only the paths through that spelling, if
-   * no look has found it there since.
+   * its spellings went, taken along by a directory above it: only the paths through that spelling, each
+   * judged by its own last look, as for its own move.
    */
   #gone(w: DirWatch, gone: boolean, under: string | null, touch: (f: Followed) => Told): void {
     if (under !== null && !w.prefixes.includes(under)) return;
-    // An event counts if it came after the marker of the target's last look that reported a change
-    // (see #read).
-    const fresh = (f: Followed): boolean => f.changeMark <= this.#seenMark;
     for (const [key, users] of w.names) {
       if (under !== null && !key.startsWith(under)) continue;
       for (const f of Array.isArray(users) ? users : [users]) {
-        if (!fresh(f)) continue;
+        if (!this.#fresh(f)) continue;
         const t = touch(f);
         if (!gone) continue;
         const hop = hopIndex(f, w, key);
@@ -1514,7 +1520,7 @@ class Monitor {
         (t.moved ??= []).push(w);
       }
     }
-    for (const f of w.whole) if (fresh(f)) touch(f);
+    for (const f of w.whole) if (this.#fresh(f)) touch(f);
     if (!gone) return;
     // The spellings it had when it went, found by looks whose markers have been read, name it no
     // more (inotify says that it moved, not where to): what happens in it afterwards is no news of
@@ -1522,14 +1528,9 @@ class Monitor {
     // old one again) stay; the paths through the others, touched above, look again and add theirs
     // back if it is there.
     const keep = w.marks.map((m, i) => m > this.#seenMark || (under !== null && w.prefixes[i] !== under));
-    for (let i = 0; i < keep.length; i++) {
-      if (!keep[i]) this.#unwatchUp(w, i);
-      // Found there since: the directory above that spelling may be another one now.
-      else if (under === null || w.prefixes[i] === under) this.#rebindUp(w, i);
-    }
-    w.prefixes = w.prefixes.filter((_, i) => keep[i]);
-    w.marks = w.marks.filter((_, i) => keep[i]);
-    w.ups = w.ups.filter((_, i) => keep[i]);
+    // Found there since: the directory above that spelling may be another one now.
+    for (let i = 0; i < keep.length; i++) if (keep[i] && (under === null || w.prefixes[i] === under)) this.#rebindUp(w, i);
+    this.#keepSpellings(w, keep);
     // A name no one follows yet whose life this batch proved in that directory (a holder's rename
     // into place) left with it: that, in order, is its evidence too (alive, absent, then whatever a
     // new directory holds at that name). Only where this directory was the last to name it: a new
