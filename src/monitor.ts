@@ -159,6 +159,11 @@ class DirWatch {
    * with it, and inotify tells only the directory renamed (IN_MOVE_SELF), not those below it.
    */
   ups: Array<DirWatch | null>;
+  /**
+   * For each spelling, whether a look has found no symbolic link on it (see #links) since the directory,
+   * or one above it, was last told moved: the looks through it then walk it no more.
+   */
+  free: boolean[];
   /** How many spellings of other watches have this one as the directory above them. */
   below = 0;
   /** Whether its mask is DIR_MASK (a hop or a directory of targets), not UP_MASK's IN_MOVE_SELF alone. */
@@ -171,6 +176,7 @@ class DirWatch {
     this.prefixes = [prefix];
     this.marks = [mark];
     this.ups = [null];
+    this.free = [false];
   }
 }
 
@@ -766,12 +772,24 @@ class Monitor {
     const mark = source === null ? 0 : this.#markNow(source);
     try {
       for (let links = 0; ; ) {
-        if (source !== null) watched(this.#hop(source, f, hops, dirname(p), basename(p), mark));
+        let dir = dirname(p);
+        if (source !== null) {
+          const at = hops.length;
+          watched(this.#hop(source, f, hops, dir, basename(p), mark));
+          // (A hop of this look already, or none could be added: nothing more to watch on the way.)
+          if (hops.length > at) {
+            const own = hops[at + 1] === `${dir.endsWith('/') ? dir : `${dir}/`}${basename(p)}`;
+            const walked = this.#links(source, f, hops, at, mark, watched);
+            if (own && walked !== null) dir = walked;
+          }
+        }
         const st = probeEntry(p);
         if (st.kind === 'absent') break;
         if (st.kind === 'link') {
           if (++links > MAX_LINKS) throw errnoError('ELOOP', f.path, 'cannot check');
-          p = resolvePath(dirname(p), readlink(p));
+          // From the directory the kernel would be in (a '..' in the link goes up from where a link on
+          // the way led, not from its spelling: path_resolution(7)).
+          p = resolvePath(dir, readlink(p));
           continue;
         }
         if (st.kind === 'dir') {
@@ -854,6 +872,74 @@ class Monitor {
   }
 
   /**
+   * The symbolic links on the way to the hop just added at `at` (hops[at], hops[at + 1]): the kernel's
+   * path walk and inotify_add_watch(2) follow a link in the middle of a path silently, and a link
+   * removed or swapped is an event of the directory that holds it alone (inotify(7)). Each link met is
+   * watched there as a hop of its own before it is read, and put before that hop in the chain: its
+   * change ends what the old chain's further hops tell, as for a link at the end of the path. One
+   * lstat(2) per component, on the first look through a spelling and after a directory on it moved
+   * (#gone: it may be a link to where it went); on every look through a spelling with a link on it.
+   * Returns the directory of that hop as the kernel resolves it (no link in it), or null if that could
+   * not be told (a component gone, unreadable, too many links).
+   */
+  #links(source: EventSource, f: Followed, hops: Array<DirWatch | string>, at: number, mark: number, watched: (r: DirWatch | string) => DirWatch | undefined): string | null {
+    const w = hops[at] as DirWatch;
+    const key = hops[at + 1] as string;
+    const prefix = key.slice(0, key.lastIndexOf('/') + 1);
+    const spelt = prefix.length > 1 ? prefix.slice(0, -1) : prefix;
+    if (w.free[w.prefixes.indexOf(prefix)] === true) return spelt;
+    // Component by component, as path_resolution(7) does: `base` has no link in it, so a '..' after it
+    // is its parent.
+    const todo = spelt.split('/').reverse();
+    let base = spelt.startsWith('/') ? '/' : '.';
+    let links = 0;
+    let known = true;
+    while (todo.length > 0) {
+      const name = todo.pop() as string;
+      if (name === '' || name === '.') continue;
+      const path = join(base, name);
+      if (name === '..') {
+        base = path;
+        continue;
+      }
+      let kind: string;
+      try {
+        kind = probeEntry(path).kind;
+      } catch {
+        kind = 'unknown';
+      }
+      if (kind !== 'link') {
+        if (kind !== 'dir') {
+          known = false; // changed since the hop was added (which hears what comes), or unreadable
+          break;
+        }
+        base = path;
+        continue;
+      }
+      if (++links > MAX_LINKS) {
+        known = false; // the look itself finds ELOOP
+        break;
+      }
+      watched(this.#hop(source, f, hops, base, name, mark));
+      let to: string;
+      try {
+        to = readlink(path); // (after its hop: a change from now on is heard)
+      } catch {
+        known = false;
+        break;
+      }
+      if (to.startsWith('/')) base = '/';
+      todo.push(...to.split('/').reverse());
+    }
+    if (links > 0) hops.push(...hops.splice(at, 2));
+    else if (known) {
+      const i = w.prefixes.indexOf(prefix);
+      if (i >= 0) w.free[i] = true;
+    }
+    return known ? base : null;
+  }
+
+  /**
    * Watches directory `dir` for `name` (or the nearest ancestor that exists, for the first missing
    * component), as a hop of `f` added to `hops`. Returns the watch, or the errno name if none could be
    * added.
@@ -902,6 +988,7 @@ class Monitor {
       w.prefixes = [...w.prefixes, prefix];
       w.marks = [...w.marks, mark];
       w.ups = [...w.ups, null];
+      w.free = [...w.free, false];
     }
     // (Before anything below could narrow it: its mask is DIR_MASK from now.)
     if (wide) w.wide = true;
@@ -996,6 +1083,7 @@ class Monitor {
     w.prefixes = w.prefixes.filter((_, i) => keep[i]);
     w.marks = w.marks.filter((_, i) => keep[i]);
     w.ups = w.ups.filter((_, i) => keep[i]);
+    w.free = w.free.filter((_, i) => keep[i]);
   }
 
   /**
@@ -1479,6 +1567,8 @@ class Monitor {
       this.#moves.clear();
       this.#seenMark = this.#nextMark - 1;
       this.#overflowed = this.#seenMark;
+      // (A directory's move among the events dropped: any spelling may go through a link now.)
+      for (const w of this.#watches.values()) if (w instanceof DirWatch) w.free.fill(false);
       for (const map of Object.values(this.#followed)) {
         for (const f of map.values()) {
           touch(f);
@@ -1528,8 +1618,14 @@ class Monitor {
     // old one again) stay; the paths through the others, touched above, look again and add theirs
     // back if it is there.
     const keep = w.marks.map((m, i) => m > this.#seenMark || (under !== null && w.prefixes[i] !== under));
-    // Found there since: the directory above that spelling may be another one now.
-    for (let i = 0; i < keep.length; i++) if (keep[i] && (under === null || w.prefixes[i] === under)) this.#rebindUp(w, i);
+    // Found there since: the directory above that spelling may be another one now, and the spelling may
+    // go through a link to where it went (d/real renamed to d/real2, d/real made a link to it): walked
+    // again by the looks of its paths, all touched above (#links).
+    for (let i = 0; i < keep.length; i++) {
+      if (!keep[i] || (under !== null && w.prefixes[i] !== under)) continue;
+      w.free[i] = false;
+      this.#rebindUp(w, i);
+    }
     this.#keepSpellings(w, keep);
     // A name no one follows yet whose life this batch proved in that directory (a holder's rename
     // into place) left with it: that, in order, is its evidence too (alive, absent, then whatever a

@@ -1007,3 +1007,75 @@ test('a batch that sees a FIFO die and another held at its path reports the deat
   const opens = readFileSync(log, 'utf8').split('\n').filter((l) => l.includes(JSON.stringify(x)) && l.includes('O_WRONLY') && !/= -1 /.test(l));
   assert.ok(opens.length <= 3, `${opens.length} opens of the path for writing:\n${opens.join('\n')}`);
 });
+
+/** Swaps link `link` to point at `to`, as `ln -sfn` does (a new link renamed over it: IN_MOVED_TO). */
+function swapLink(link, to) {
+  symlinkSync(to, `${link}.new`);
+  renameSync(`${link}.new`, link);
+}
+
+test('a link in the middle of a path (cur → a release): swapped, removed and made again, each is seen, also through a link to it', async (t) => {
+  // inotify_add_watch(2) and the kernel's path walk follow cur silently, and a change of cur is an
+  // event of its directory alone: the path stayed on a/x (alive, and a's death taken for the path's).
+  const base = tmp(t);
+  const [a, b] = [join(base, 'a'), join(base, 'b')];
+  mkdirSync(join(a, 'sub'), { recursive: true });
+  mkdirSync(join(b, 'sub'), { recursive: true });
+  const cur = join(base, 'cur');
+  symlinkSync('a', cur);
+  const ra = await runnerOn(t, join(a, 'x'));
+  const rsub = await runnerOn(t, join(a, 'sub', 'y'));
+  execFileSync('mkfifo', [join(b, 'x'), join(b, 'sub', 'y')]);
+  // cur/x; cur/sub/y (the link two levels up); and top → cur/x (a link whose target goes through cur).
+  symlinkSync('cur/x', join(base, 'top'));
+  const watched = { x: join(cur, 'x'), y: join(cur, 'sub', 'y'), top: join(base, 'top') };
+  const rs = Object.fromEntries(Object.entries(watched).map(([name, path]) => {
+    const w = watch(path);
+    t.after(() => w.close());
+    return [name, recorder(w)];
+  }));
+  for (const r of Object.values(rs)) await r.until(() => r.last() === 'alive', 'alive through cur');
+  swapLink(cur, 'b');
+  for (const r of Object.values(rs)) await r.until(() => r.last() === 'dead', 'dead: cur swapped to b');
+  await kill(ra); // a/x is no longer any of theirs
+  await kill(rsub);
+  const rb = await runnerOn(t, join(b, 'x'));
+  await rs.x.until(() => rs.x.last() === 'alive', 'b/x alive');
+  await rs.top.until(() => rs.top.last() === 'alive', 'top: b/x alive');
+  rmSync(cur);
+  for (const r of Object.values(rs)) await r.until(() => r.last() === 'absent', 'absent: cur removed');
+  symlinkSync('b', cur);
+  await rs.x.until(() => rs.x.last() === 'alive', 'cur made again');
+  await rs.y.until(() => rs.y.last() === 'dead', 'cur made again: sub/y');
+  await kill(rb);
+  await rs.x.until(() => rs.x.last() === 'dead', 'b/x dies');
+  await new Promise((r) => setTimeout(r, 300)); // anything it would still report
+  assert.deepEqual(rs.x.states(), ['alive', 'dead', 'alive', 'absent', 'alive', 'dead']);
+  assert.deepEqual(rs.top.states(), ['alive', 'dead', 'alive', 'absent', 'alive', 'dead']);
+  assert.deepEqual(rs.y.states(), ['alive', 'dead', 'absent', 'dead']);
+});
+
+test('a directory on the way replaced by a link to it while the watcher is busy: the link is then watched (removed: absent)', async (t) => {
+  // d/real moved to d/real2 and d/real made a link to it, while a look through d/real is queued: that
+  // look finds the directory at its old spelling again; the move, read after, must not leave the path
+  // deaf to the link.
+  const d = tmp(t);
+  const real = join(d, 'real');
+  mkdirSync(real);
+  const [x, y] = [join(real, 'x'), join(real, 'y')];
+  await runnerOn(t, x);
+  const c = await busyChild(t, { x, y });
+  await c.until((l) => statesOf(l, 'x').at(-1) === 'alive', 'x alive');
+  await c.busy();
+  execFileSync('mkfifo', [y]);
+  await new Promise((r) => setTimeout(r, 200)); // read by the worker, which then waits
+  renameSync(real, `${real}2`);
+  symlinkSync('real2', real);
+  c.free();
+  await c.until((l) => statesOf(l, 'y').at(-1) === 'dead', 'y');
+  await new Promise((r) => setTimeout(r, 500));
+  rmSync(real);
+  await c.until((l) => statesOf(l, 'x').at(-1) === 'absent' && statesOf(l, 'y').at(-1) === 'absent', 'absent: the link removed');
+  symlinkSync('real2', real);
+  await c.until((l) => statesOf(l, 'x').at(-1) === 'alive' && statesOf(l, 'y').at(-1) === 'dead', 'the link made again');
+});
