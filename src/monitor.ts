@@ -350,6 +350,12 @@ function hopIndex(f: Followed, w: DirWatch, key: string): number {
   return Infinity;
 }
 
+/** How many hops the chain of `f` has. */
+function hopCount(f: Followed): number {
+  const hops = f.hops;
+  return hops === null ? 0 : hops instanceof DirWatch ? 1 : hops.length / 2;
+}
+
 /** Whether `hops` (of `f`) holds [w, key]. */
 function hasHop(f: Followed, hops: Followed['hops'], w: DirWatch, key: string): boolean {
   if (hops === null) return false;
@@ -413,6 +419,8 @@ class Monitor {
   #turnMark = 0;
   /** The last marker placed before an IN_Q_OVERFLOW read in this wave (-1: none), see #respell. */
   #overflowed = -1;
+  /** The entry the last #hop watched (pushed, or in the chain already). */
+  #hopKey = '';
   /**
    * Alive FIFOs whose reader's close (IN_CLOSE_NOWRITE, while the path still named them) came in a
    * batch without their EPOLLERR: the kernel queues the close just before it releases the reader
@@ -772,24 +780,36 @@ class Monitor {
     const mark = source === null ? 0 : this.#markNow(source);
     try {
       for (let links = 0; ; ) {
-        let dir = dirname(p);
-        if (source !== null) {
-          const at = hops.length;
-          watched(this.#hop(source, f, hops, dir, basename(p), mark));
-          // (A hop of this look already, or none could be added: nothing more to watch on the way.)
-          if (hops.length > at) {
-            const own = hops[at + 1] === `${dir.endsWith('/') ? dir : `${dir}/`}${basename(p)}`;
-            const walked = this.#links(source, f, hops, at, mark, watched);
-            if (own && walked !== null) dir = walked;
+        const dir = dirname(p);
+        // Where the kernel's walk of `dir` leads (no link in it), if a walk of this look found it.
+        let walked: string | null = null;
+        const at = hops.length;
+        if (source !== null && watched(this.#hop(source, f, hops, dir, basename(p), mark)) !== undefined) {
+          const key = this.#hopKey;
+          const own = key === `${dir.endsWith('/') ? dir : `${dir}/`}${basename(p)}`;
+          // (A hop of this look already, its links watched then: only where it leads.)
+          const r = hops.length > at ? this.#links(source, f, hops, at, mark, watched) : resolveDir(dirname(key), null).dir;
+          if (own) walked = r;
+          else if (r !== null) {
+            // `dir` is missing: the nearest entry of it that is there (the hop) may be a link to
+            // something missing (runit's supervise → /run/runit/supervise.foo before runsv has
+            // started), which inotify_add_watch(2) could not follow: followed to where it points.
+            const next = throughDangling(p, key, r);
+            if (next !== null) {
+              if (++links > MAX_LINKS) throw errnoError('ELOOP', f.path, 'cannot check');
+              p = next;
+              continue;
+            }
           }
         }
         const st = probeEntry(p);
         if (st.kind === 'absent') break;
         if (st.kind === 'link') {
           if (++links > MAX_LINKS) throw errnoError('ELOOP', f.path, 'cannot check');
-          // From the directory the kernel would be in (a '..' in the link goes up from where a link on
-          // the way led, not from its spelling: path_resolution(7)).
-          p = resolvePath(dir, readlink(p));
+          const to = readlink(p);
+          // A '..' in it goes up from where the links on the way led, not from their spelling
+          // (path_resolution(7)); without one, the spelling names the same thing.
+          p = resolvePath(hasDotDot(to) ? (walked ?? resolveDir(dir, null).dir ?? dir) : dir, to);
           continue;
         }
         if (st.kind === 'dir') {
@@ -888,55 +908,13 @@ class Monitor {
     const prefix = key.slice(0, key.lastIndexOf('/') + 1);
     const spelt = prefix.length > 1 ? prefix.slice(0, -1) : prefix;
     if (w.free[w.prefixes.indexOf(prefix)] === true) return spelt;
-    // Component by component, as path_resolution(7) does: `base` has no link in it, so a '..' after it
-    // is its parent.
-    const todo = spelt.split('/').reverse();
-    let base = spelt.startsWith('/') ? '/' : '.';
-    let links = 0;
-    let known = true;
-    while (todo.length > 0) {
-      const name = todo.pop() as string;
-      if (name === '' || name === '.') continue;
-      const path = join(base, name);
-      if (name === '..') {
-        base = path;
-        continue;
-      }
-      let kind: string;
-      try {
-        kind = probeEntry(path).kind;
-      } catch {
-        kind = 'unknown';
-      }
-      if (kind !== 'link') {
-        if (kind !== 'dir') {
-          known = false; // changed since the hop was added (which hears what comes), or unreadable
-          break;
-        }
-        base = path;
-        continue;
-      }
-      if (++links > MAX_LINKS) {
-        known = false; // the look itself finds ELOOP
-        break;
-      }
-      watched(this.#hop(source, f, hops, base, name, mark));
-      let to: string;
-      try {
-        to = readlink(path); // (after its hop: a change from now on is heard)
-      } catch {
-        known = false;
-        break;
-      }
-      if (to.startsWith('/')) base = '/';
-      todo.push(...to.split('/').reverse());
-    }
+    const { dir, links } = resolveDir(spelt, (parent, name) => watched(this.#hop(source, f, hops, parent, name, mark)));
     if (links > 0) hops.push(...hops.splice(at, 2));
-    else if (known) {
+    else if (dir !== null) {
       const i = w.prefixes.indexOf(prefix);
       if (i >= 0) w.free[i] = true;
     }
-    return known ? base : null;
+    return dir;
   }
 
   /**
@@ -953,6 +931,7 @@ class Monitor {
         if (w === null) return 'EAGAIN'; // replaced under us by something we watch otherwise: look again soon
         const spelt = prefix + name;
         const key = spelt === f.path ? f.path : spelt;
+        this.#hopKey = key;
         if (hasHop(f, hops, w, key)) return w;
         hops.push(w, key);
         // (Held already, by the chain before this look or by one let go of once its wave has caught up:
@@ -1551,7 +1530,9 @@ class Monitor {
             t.rebound = Math.min(t.rebound, hop);
           }
           if (e.mask & (IN.DELETE | IN.MOVED_FROM)) t.evidence.push('absent');
-          else if (paired) t.evidence.push('alive');
+          // (A holder's FIFO renamed into place: at the path's last hop only, not a link or a
+          // directory on the way renamed into place under such a name.)
+          else if (paired && hop === hopCount(f) - 1) t.evidence.push('alive');
         }
       }
       for (const f of w.whole) {
@@ -1619,11 +1600,18 @@ class Monitor {
     // back if it is there.
     const keep = w.marks.map((m, i) => m > this.#seenMark || (under !== null && w.prefixes[i] !== under));
     // Found there since: the directory above that spelling may be another one now, and the spelling may
-    // go through a link to where it went (d/real renamed to d/real2, d/real made a link to it): walked
-    // again by the looks of its paths, all touched above (#links).
+    // go through a link to where it went (d/real renamed to d/real2, d/real made a link to it), which a
+    // look that trusted its flag did not watch (#links).
     for (let i = 0; i < keep.length; i++) {
       if (!keep[i] || (under !== null && w.prefixes[i] !== under)) continue;
-      w.free[i] = false;
+      if (w.free[i]) {
+        w.free[i] = false;
+        // Walked again by a look of each: also those a look found there since (fresh or not, see
+        // above), which may have trusted the flag.
+        const prefix = w.prefixes[i] as string;
+        for (const [key, users] of w.names) if (key.startsWith(prefix)) for (const f of Array.isArray(users) ? users : [users]) touch(f);
+        for (const f of w.whole) touch(f);
+      }
       this.#rebindUp(w, i);
     }
     this.#keepSpellings(w, keep);
@@ -1751,6 +1739,69 @@ function reaches(from: DirWatch, to: DirWatch): boolean {
  * the root, or the first component of a relative path (what it names does not change when the working
  * directory is renamed: the process keeps its inode).
  */
+/**
+ * Walks directory `spelt` component by component, as the kernel does (path_resolution(7)), calling
+ * `onLink(dir, name)` for each symbolic link met before it is read (#links watches it there). Returns
+ * the directory it leads to, with no link in it (so that a '..' after it is its parent), or null if
+ * that cannot be told (a component gone or not a directory, unreadable, too many links); and how many
+ * links it met.
+ */
+function resolveDir(spelt: string, onLink: ((dir: string, name: string) => void) | null): { dir: string | null; links: number } {
+  const todo = spelt.split('/').reverse();
+  let base = spelt.startsWith('/') ? '/' : '.';
+  let links = 0;
+  while (todo.length > 0) {
+    const name = todo.pop() as string;
+    if (name === '' || name === '.') continue;
+    const path = join(base, name);
+    if (name === '..') {
+      base = path;
+      continue;
+    }
+    let kind: string;
+    try {
+      kind = probeEntry(path).kind;
+    } catch {
+      return { dir: null, links };
+    }
+    if (kind === 'dir') {
+      base = path;
+      continue;
+    }
+    // (Not a directory or a link: changed since the hops before it were added, which hear what comes.)
+    if (kind !== 'link' || ++links > MAX_LINKS) return { dir: null, links };
+    onLink?.(base, name);
+    let to: string;
+    try {
+      to = readlink(path); // (after onLink: a change from now on is heard)
+    } catch {
+      return { dir: null, links };
+    }
+    if (to.startsWith('/')) base = '/';
+    todo.push(...to.split('/').reverse());
+  }
+  return { dir: base, links };
+}
+
+function hasDotDot(path: string): boolean {
+  return path === '..' || path.startsWith('../') || path.endsWith('/..') || path.includes('/../');
+}
+
+/**
+ * Path `p`, through `entry` (the nearest entry of it that is there, in directory `dir` as the kernel
+ * resolves it), if that entry is a symbolic link: what p names through where it points; else null.
+ */
+function throughDangling(p: string, entry: string, dir: string): string | null {
+  const spelt = entry.startsWith('./') && !p.startsWith('./') ? entry.slice(2) : entry;
+  if (!p.startsWith(`${spelt}/`)) return null;
+  try {
+    if (probeEntry(spelt).kind !== 'link') return null;
+    return join(resolvePath(dir, readlink(spelt)), p.slice(spelt.length + 1));
+  } catch {
+    return null;
+  }
+}
+
 function upPrefix(prefix: string): string | null {
   const dir = prefix.length > 1 ? prefix.slice(0, -1) : prefix;
   const up = dirname(dir);

@@ -1079,3 +1079,107 @@ test('a directory on the way replaced by a link to it while the watcher is busy:
   symlinkSync('real2', real);
   await c.until((l) => statesOf(l, 'x').at(-1) === 'alive' && statesOf(l, 'y').at(-1) === 'dead', 'the link made again');
 });
+
+test('a directory replaced by a link to it just before a path through it is first watched: the link is watched (swapped: seen), and so by a wait', async (t) => {
+  // The first look of real/y came before the move was read and trusted real/'s "no link on it"; the
+  // move, read after, did not look at y again (its look was newer than the move): y followed real2/ for
+  // good (dead, then alive from a holder there, where real named other/ and y was absent).
+  const d = tmp(t);
+  const [real, other] = [join(d, 'real'), join(d, 'other')];
+  mkdirSync(real);
+  mkdirSync(other);
+  execFileSync('mkfifo', [join(real, 'x'), join(real, 'y'), join(real, 'z')]);
+  await runnerOn(t, join(other, 'z'));
+  const wx = watch(join(real, 'x')); // another path through real/: its look finds no link on it
+  t.after(() => wx.close());
+  await once(wx, 'ready');
+  await new Promise((r) => setTimeout(r, 500)); // (its look's marker read: the flag is trusted)
+  renameSync(real, `${real}2`);
+  symlinkSync('real2', real);
+  const wy = watch(join(real, 'y'));
+  t.after(() => wy.close());
+  const ry = recorder(wy);
+  const waiting = waitAlive(join(real, 'z'), { timeout: 20000 });
+  await ry.until(() => ry.states().length === 1, 'y first');
+  await new Promise((r) => setTimeout(r, 300)); // the move read
+  swapLink(real, 'other');
+  await ry.until(() => ry.last() === 'absent', 'y absent: real is other/ now');
+  await waiting; // other/z is alive
+  await runnerOn(t, join(d, 'real2', 'y')); // not y's any more
+  await new Promise((r) => setTimeout(r, 300));
+  assert.deepEqual(ry.states(), ['dead', 'absent']);
+});
+
+test('a link on the way renamed into place under a holder-like name (.cur.N.new) is no life of the path', async (t) => {
+  // A rename into place from `.<name>.<digits>.new` proves a holder's FIFO: it was taken for one at
+  // every hop of the chain, a link on the way included (dead, alive, dead).
+  const d = tmp(t);
+  for (const n of ['a', 'b']) mkdirSync(join(d, n));
+  execFileSync('mkfifo', [join(d, 'a', 'x'), join(d, 'b', 'x')]);
+  symlinkSync('a', join(d, 'cur'));
+  symlinkSync('cur/x', join(d, 'top')); // and at the end of a path, through a link to it
+  const ws = [join(d, 'cur', 'x'), join(d, 'top')].map((path) => {
+    const w = watch(path);
+    t.after(() => w.close());
+    return recorder(w);
+  });
+  for (const r of ws) await r.until(() => r.states().length === 1, 'first');
+  symlinkSync('b', join(d, '.cur.4242.new'));
+  renameSync(join(d, '.cur.4242.new'), join(d, 'cur'));
+  symlinkSync('cur/x', join(d, '.top.4242.new'));
+  renameSync(join(d, '.top.4242.new'), join(d, 'top'));
+  await new Promise((r) => setTimeout(r, 600));
+  for (const r of ws) assert.deepEqual(r.states(), ['dead']);
+});
+
+test('a link on the way that points to nothing yet (runit: supervise → /run/runit/supervise.foo) is followed to where it points', async (t) => {
+  // inotify_add_watch(2) cannot follow a dangling link: the look watched the link's name only, and
+  // nothing saw its target made (absent for good).
+  const d = tmp(t);
+  const foo = join(d, 'sv', 'foo');
+  mkdirSync(foo, { recursive: true });
+  mkdirSync(join(d, 'run', 'runit'), { recursive: true });
+  writeFileSync(join(foo, 'run'), '#!/bin/sh\n', { mode: 0o755 });
+  const sup = join(d, 'run', 'runit', 'supervise.foo');
+  symlinkSync(sup, join(foo, 'supervise'));
+  symlinkSync('../run/runit/nothing', join(d, 'sv', 'cur')); // and a relative one, in the middle of a path
+  const watched = { foo, cur: join(d, 'sv', 'cur', 'x') };
+  const rs = Object.fromEntries(Object.entries(watched).map(([name, path]) => {
+    const w = watch(path);
+    t.after(() => w.close());
+    return [name, recorder(w)];
+  }));
+  for (const r of Object.values(rs)) await r.until(() => r.states().length === 1, 'first');
+  mkdirSync(sup); // runsv starts
+  await runnerOn(t, join(sup, 'ok'));
+  await rs.foo.until(() => rs.foo.last() === 'alive', 'foo alive');
+  mkdirSync(join(d, 'run', 'runit', 'nothing'));
+  execFileSync('mkfifo', [join(d, 'run', 'runit', 'nothing', 'x')]);
+  await rs.cur.until(() => rs.cur.last() === 'dead', 'cur/x dead');
+  assert.deepEqual(rs.foo.states(), ['absent', 'alive']);
+  assert.deepEqual(rs.cur.states(), ['absent', 'dead']);
+});
+
+test("a '..' in a link's target goes up from where a link on the way led, as the kernel's walk does; a loop through one is ELOOP", async (t) => {
+  // cur → deep/a, deep/a/x → ../y: the kernel opens deep/y; resolved from the spelling, cur/../y is y.
+  const d = tmp(t);
+  mkdirSync(join(d, 'deep', 'a'), { recursive: true });
+  mkdirSync(join(d, 'loop', 'a'), { recursive: true });
+  symlinkSync('deep/a', join(d, 'cur'));
+  symlinkSync('../y', join(d, 'deep', 'a', 'x'));
+  await runnerOn(t, join(d, 'deep', 'y'));
+  execFileSync('mkfifo', [join(d, 'y')]); // what the spelling would reach: dead
+  // loop/a/x → ../y, loop/y → lcur/x, lcur → loop/a: round and round (ELOOP for the kernel).
+  symlinkSync('loop/a', join(d, 'lcur'));
+  symlinkSync('../y', join(d, 'loop', 'a', 'x'));
+  symlinkSync(join(d, 'lcur', 'x'), join(d, 'loop', 'y'));
+  const [rx, rl] = [join(d, 'cur', 'x'), join(d, 'lcur', 'x')].map((path) => {
+    const w = watch(path);
+    t.after(() => w.close());
+    return recorder(w);
+  });
+  await rx.until(() => rx.states().length === 1, 'x');
+  await rl.until(() => rl.states().length === 1, 'the loop');
+  assert.deepEqual(rx.events.map((e) => [e.state, e.path]), [['alive', join(d, 'deep', 'y')]]);
+  assert.deepEqual(rl.events.map((e) => [e.state, e.code]), [['unknown', 'ELOOP']]);
+});
