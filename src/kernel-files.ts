@@ -92,21 +92,19 @@ export function watchable(d: Dir): string | Buffer {
 
 /**
  * Directory `path`, opened, as a path that reaches that very inode for as long as it is open
- * (/proc/self/fd/N): for calls that take a path where the directory may be renamed meanwhile
- * (inotify_add_watch(2)). Null if it cannot be opened, or where /proc does not reach it.
+ * (/proc/self/fd/N; `exact`): for calls that take a path where the directory may be renamed meanwhile
+ * (inotify_add_watch(2)). Where /proc does not reach it, `path` itself (not exact). Null if it cannot
+ * be opened.
  */
-export function openWatchable(path: string): { path: string; close(): void } | null {
+export function openWatchable(path: string): { path: string; exact: boolean; dev: number; ino: number; close(): void } | null {
   let d: Dir;
   try {
     d = openDir(path, false, 'cannot watch');
   } catch {
     return null;
   }
-  if (procFd !== true) {
-    closeDir(d);
-    return null;
-  }
-  return { path: `/proc/self/fd/${d.fd}`, close: () => closeDir(d) };
+  const exact = procFd === true;
+  return { path: exact ? `/proc/self/fd/${d.fd}` : path, exact, dev: d.dev, ino: d.ino, close: () => closeDir(d) };
 }
 
 /**

@@ -350,12 +350,6 @@ function hopIndex(f: Followed, w: DirWatch, key: string): number {
   return Infinity;
 }
 
-/** How many hops the chain of `f` has. */
-function hopCount(f: Followed): number {
-  const hops = f.hops;
-  return hops === null ? 0 : hops instanceof DirWatch ? 1 : hops.length / 2;
-}
-
 /** Whether `hops` (of `f`) holds [w, key]. */
 function hasHop(f: Followed, hops: Followed['hops'], w: DirWatch, key: string): boolean {
   if (hops === null) return false;
@@ -777,6 +771,9 @@ class Monitor {
     let error: ProcAliveError | undefined;
     let held = false;
     let p = f.path;
+    // What the state is of, as reported (Followed.final): `p`, but through a link on the way that
+    // points to nothing yet, as spelt (as through any other link on the way).
+    let shown = p;
     const mark = source === null ? 0 : this.#markNow(source);
     try {
       for (let links = 0; ; ) {
@@ -809,7 +806,7 @@ class Monitor {
           const to = readlink(p);
           // A '..' in it goes up from where the links on the way led, not from their spelling
           // (path_resolution(7)); without one, the spelling names the same thing.
-          p = resolvePath(hasDotDot(to) ? (walked ?? resolveDir(dir, null).dir ?? dir) : dir, to);
+          p = shown = resolvePath(hasDotDot(to) ? (walked ?? resolveDir(dir, null).dir ?? dir) : dir, to);
           continue;
         }
         if (st.kind === 'dir') {
@@ -819,6 +816,7 @@ class Monitor {
           }
           if (f.mode === 'wait' || isServiceDir(p)) {
             p = join(p, 'supervise', 'ok');
+            shown = join(shown, 'supervise', 'ok');
             continue;
           }
           kind = f.mode === 'watch' ? DIRECTORY : NOTHING;
@@ -868,7 +866,7 @@ class Monitor {
     if (oldWhole !== undefined && oldWhole !== whole) this.#leavingWholes.push({ w: oldWhole, f });
     setExtra(f, 'whole', whole);
     if (error !== undefined && LIMIT_CODES.has(error.code)) fail ??= error.code;
-    setExtra(f, 'final', p === f.path ? undefined : p);
+    setExtra(f, 'final', shown === f.path ? undefined : shown);
     f.kind = kind;
     this.#setPolled(f, fail === null ? undefined : pollReason(f.path, fail));
     f.lookMark = mark;
@@ -908,13 +906,41 @@ class Monitor {
     const prefix = key.slice(0, key.lastIndexOf('/') + 1);
     const spelt = prefix.length > 1 ? prefix.slice(0, -1) : prefix;
     if (w.free[w.prefixes.indexOf(prefix)] === true) return spelt;
-    const { dir, links } = resolveDir(spelt, (parent, name) => watched(this.#hop(source, f, hops, parent, name, mark)));
+    const { dir, links, id } = resolveDir(spelt, (parent, name) => watched(this.#hop(source, f, hops, parent, name, mark)));
     if (links > 0) hops.push(...hops.splice(at, 2));
-    else if (dir !== null) {
+    // The walk came after the hop's inotify_add_watch(2): the directory it found must be the one
+    // watched. A link swapped for a directory (or removed) in between was followed by the one and not
+    // seen by the other, and nothing watches its name: look again soon (polled until a look agrees).
+    if (dir === null || !this.#isWatch(source, w, dir, id)) {
+      watched('EAGAIN');
+      return null;
+    }
+    if (links === 0) {
       const i = w.prefixes.indexOf(prefix);
       if (i >= 0) w.free[i] = true;
     }
     return dir;
+  }
+
+  /**
+   * Whether directory `dir` is the one `w` watches, and the one a walk found there (`id`, from its
+   * lstat(2); null: the walk had no component to look at, `/` or `.`). The directory is opened and
+   * asked about through /proc/self/fd/N, so that the inode compared is the one inotify answers for
+   * (IN_MASK_ADD of a bit all of ours have: no mask changes); where /proc cannot, by its path. One
+   * that cannot be opened has changed since (or cannot be watched either).
+   */
+  #isWatch(source: EventSource, w: DirWatch, dir: string, id: { dev: number; ino: number } | null): boolean {
+    const open = openWatchable(dir);
+    if (open === null) return false;
+    let wd: number | string = 'ESTALE';
+    try {
+      if (id === null || (open.dev === id.dev && open.ino === id.ino)) wd = source.addWatch(open.path, UP_MASK);
+    } finally {
+      open.close();
+    }
+    if (wd === w.wd) return true;
+    if (typeof wd === 'number' && !this.#watches.has(wd)) source.removeWatch(wd); // (one we did not have)
+    return false;
   }
 
   /**
@@ -1223,6 +1249,10 @@ class Monitor {
       // of a bit every watch of ours has changes no mask of ours; the wd it returns says whose it is.
       const dir = openWatchable(prefix);
       if (dir === null) continue;
+      if (!dir.exact) {
+        dir.close();
+        continue;
+      }
       try {
         const wd = source.addWatch(dir.path, UP_MASK);
         if (wd === w.wd) {
@@ -1530,9 +1560,10 @@ class Monitor {
             t.rebound = Math.min(t.rebound, hop);
           }
           if (e.mask & (IN.DELETE | IN.MOVED_FROM)) t.evidence.push('absent');
-          // (A holder's FIFO renamed into place: at the path's last hop only, not a link or a
-          // directory on the way renamed into place under such a name.)
-          else if (paired && hop === hopCount(f) - 1) t.evidence.push('alive');
+          // (A holder's FIFO renamed into place: at the entry the path's state is of, not at a link or
+          // a directory on the way renamed into place under such a name; or at an entry its look has
+          // left, which only #arm's hears: the path itself, in a directory of targets.)
+          else if (paired && (hop === Infinity || resolvePath(prefix + e.name) === resolvePath(f.final))) t.evidence.push('alive');
         }
       }
       for (const f of w.whole) {
@@ -1746,41 +1777,47 @@ function reaches(from: DirWatch, to: DirWatch): boolean {
  * that cannot be told (a component gone or not a directory, unreadable, too many links); and how many
  * links it met.
  */
-function resolveDir(spelt: string, onLink: ((dir: string, name: string) => void) | null): { dir: string | null; links: number } {
+function resolveDir(spelt: string, onLink: ((dir: string, name: string) => void) | null): { dir: string | null; links: number; id: { dev: number; ino: number } | null } {
   const todo = spelt.split('/').reverse();
   let base = spelt.startsWith('/') ? '/' : '.';
   let links = 0;
+  let id: { dev: number; ino: number } | null = null; // the last directory's, as lstat(2) found it
   while (todo.length > 0) {
     const name = todo.pop() as string;
     if (name === '' || name === '.') continue;
     const path = join(base, name);
     if (name === '..') {
       base = path;
+      id = null;
       continue;
     }
-    let kind: string;
+    let st: { kind: string; dev: number; ino: number };
     try {
-      kind = probeEntry(path).kind;
+      st = probeEntry(path);
     } catch {
-      return { dir: null, links };
+      return { dir: null, links, id: null };
     }
-    if (kind === 'dir') {
+    if (st.kind === 'dir') {
       base = path;
+      id = { dev: st.dev, ino: st.ino };
       continue;
     }
-    // (Not a directory or a link: changed since the hops before it were added, which hear what comes.)
-    if (kind !== 'link' || ++links > MAX_LINKS) return { dir: null, links };
+    // (Not a directory or a link: changed since the hop was added.)
+    if (st.kind !== 'link' || ++links > MAX_LINKS) return { dir: null, links, id: null };
     onLink?.(base, name);
     let to: string;
     try {
       to = readlink(path); // (after onLink: a change from now on is heard)
     } catch {
-      return { dir: null, links };
+      return { dir: null, links, id: null };
     }
-    if (to.startsWith('/')) base = '/';
+    if (to.startsWith('/')) {
+      base = '/';
+      id = null;
+    }
     todo.push(...to.split('/').reverse());
   }
-  return { dir: base, links };
+  return { dir: base, links, id };
 }
 
 function hasDotDot(path: string): boolean {

@@ -1183,3 +1183,43 @@ test("a '..' in a link's target goes up from where a link on the way led, as the
   assert.deepEqual(rx.events.map((e) => [e.state, e.path]), [['alive', join(d, 'deep', 'y')]]);
   assert.deepEqual(rl.events.map((e) => [e.state, e.code]), [['unknown', 'ELOOP']]);
 });
+
+test('a path watched while a link on it is swapped with a directory, again and again: its watcher ends agreeing with check', async (t) => {
+  // The look's inotify_add_watch(2) followed the link to A; its walk, an instant later, found a
+  // directory there: it watched no link, took A for the path's directory, and trusted that (deaf for
+  // good, wrong state). Races: each round fails rarely; 25 rounds failed nearly always.
+  const d = tmp(t);
+  mkdirSync(join(d, 'A'));
+  mkdirSync(join(d, 'real'));
+  execFileSync('mkfifo', [join(d, 'A', 'x')]);
+  await runnerOn(t, join(d, 'real', 'x'));
+  symlinkSync('A', join(d, 'cur'));
+  const x = join(d, 'cur', 'x');
+  const wrong = [];
+  for (let round = 0; round < 25; round++) {
+    const swapper = spawn(compileC('swapper'), [d], { stdio: 'ignore' });
+    await new Promise((r) => setTimeout(r, 15));
+    const w = watch(x);
+    const r = recorder(w);
+    await new Promise((r) => setTimeout(r, 5));
+    swapper.kill('SIGTERM');
+    await once(swapper, 'exit');
+    // cur is the directory now (alive); then a link to A again (dead).
+    if (existsSync(join(d, 'real'))) {
+      rmSync(join(d, 'cur'));
+      renameSync(join(d, 'real'), join(d, 'cur'));
+    }
+    const ends = [];
+    for (const want of ['alive', 'dead']) {
+      if (want === 'dead') {
+        renameSync(join(d, 'cur'), join(d, 'real'));
+        symlinkSync('A', join(d, 'cur'));
+      }
+      await until(() => r.last() === state(x).state, `round ${round}: ${want}`, 1500).catch(() => {});
+      ends.push(`${state(x).state}/${r.last()}`);
+    }
+    await w.close();
+    if (ends.some((e) => e.split('/')[0] !== e.split('/')[1])) wrong.push(`round ${round}: check/watcher ${ends.join(', ')}; reported ${r.states().join(' ')}`);
+  }
+  assert.deepEqual(wrong, []);
+});
