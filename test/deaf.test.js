@@ -1118,7 +1118,7 @@ test('a link on the way renamed into place under a holder-like name (.cur.N.new)
   execFileSync('mkfifo', [join(d, 'a', 'x'), join(d, 'b', 'x')]);
   symlinkSync('a', join(d, 'cur'));
   symlinkSync('cur/x', join(d, 'top')); // and at the end of a path, through a link to it
-  const ws = [join(d, 'cur', 'x'), join(d, 'top')].map((path) => {
+  const ws = [join(d, 'cur', 'x'), join(d, 'top'), join(d, 'sub', 'x')].map((path) => {
     const w = watch(path);
     t.after(() => w.close());
     return recorder(w);
@@ -1128,8 +1128,13 @@ test('a link on the way renamed into place under a holder-like name (.cur.N.new)
   renameSync(join(d, '.cur.4242.new'), join(d, 'cur'));
   symlinkSync('cur/x', join(d, '.top.4242.new'));
   renameSync(join(d, '.top.4242.new'), join(d, 'top'));
+  // And a directory renamed into place above a missing path (its hop is in d, for sub): no life either.
+  mkdirSync(join(d, '.sub.4242.new'));
+  execFileSync('mkfifo', [join(d, '.sub.4242.new', 'x')]);
+  renameSync(join(d, '.sub.4242.new'), join(d, 'sub'));
+  await ws[2].until(() => ws[2].last() === 'dead', 'sub/x dead');
   await new Promise((r) => setTimeout(r, 600));
-  for (const r of ws) assert.deepEqual(r.states(), ['dead']);
+  assert.deepEqual(ws.map((r) => r.states()), [['dead'], ['dead'], ['absent', 'dead']]);
 });
 
 test('a link on the way that points to nothing yet (runit: supervise → /run/runit/supervise.foo) is followed to where it points', async (t) => {
@@ -1158,6 +1163,9 @@ test('a link on the way that points to nothing yet (runit: supervise → /run/ru
   await rs.cur.until(() => rs.cur.last() === 'dead', 'cur/x dead');
   assert.deepEqual(rs.foo.states(), ['absent', 'alive']);
   assert.deepEqual(rs.cur.states(), ['absent', 'dead']);
+  // What the state is of, as spelt through the link, whether its target is there or not.
+  assert.deepEqual(rs.foo.events.map((e) => e.path), [join(foo, 'supervise', 'ok'), join(foo, 'supervise', 'ok')]);
+  assert.deepEqual(rs.cur.events.map((e) => e.path), [watched.cur, watched.cur]);
 });
 
 test("a '..' in a link's target goes up from where a link on the way led, as the kernel's walk does; a loop through one is ELOOP", async (t) => {
