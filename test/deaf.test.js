@@ -1056,27 +1056,17 @@ test('a link in the middle of a path (cur → a release): swapped, removed and m
 });
 
 test('a directory on the way replaced by a link to it while the watcher is busy: the link is then watched (removed: absent)', async (t) => {
-  // d/real moved to d/real2 and d/real made a link to it, while a look through d/real is queued: that
-  // look finds the directory at its old spelling again; the move, read after, must not leave the path
-  // deaf to the link.
-  const d = tmp(t);
-  const real = join(d, 'real');
-  mkdirSync(real);
-  const [x, y] = [join(real, 'x'), join(real, 'y')];
-  await runnerOn(t, x);
-  const c = await busyChild(t, { x, y });
-  await c.until((l) => statesOf(l, 'x').at(-1) === 'alive', 'x alive');
-  await c.busy();
-  execFileSync('mkfifo', [y]);
-  await new Promise((r) => setTimeout(r, 200)); // read by the worker, which then waits
-  renameSync(real, `${real}2`);
-  symlinkSync('real2', real);
-  c.free();
-  await c.until((l) => statesOf(l, 'y').at(-1) === 'dead', 'y');
-  await new Promise((r) => setTimeout(r, 500));
-  rmSync(real);
+  // p/q moved to p/q2 and p/q made a link to it, while a look through p/q is queued: that look finds
+  // the directory at its old spelling again; the move, read after, must not leave the path deaf to the
+  // link.
+  const c = await aboveMoved(t, (p, q) => {
+    renameSync(q, `${q}2`);
+    symlinkSync('q2', q);
+  });
+  const q = join(c.p, 'q');
+  rmSync(q);
   await c.until((l) => statesOf(l, 'x').at(-1) === 'absent' && statesOf(l, 'y').at(-1) === 'absent', 'absent: the link removed');
-  symlinkSync('real2', real);
+  symlinkSync('q2', q);
   await c.until((l) => statesOf(l, 'x').at(-1) === 'alive' && statesOf(l, 'y').at(-1) === 'dead', 'the link made again');
 });
 
