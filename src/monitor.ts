@@ -897,8 +897,9 @@ class Monitor {
    * change ends what the old chain's further hops tell, as for a link at the end of the path. One
    * lstat(2) per component, on the first look through a spelling and after a directory on it moved
    * (#gone: it may be a link to where it went); on every look through a spelling with a link on it.
-   * Returns the directory of that hop as the kernel resolves it (no link in it), or null if that could
-   * not be told (a component gone, unreadable, too many links).
+   * Returns the directory of that hop as the kernel resolves it (no link in it); or null, and the path
+   * polled for a moment, if that could not be told (a component gone or changed since the hop, too many
+   * links) or is not the directory the hop watches (#isWatch).
    */
   #links(source: EventSource, f: Followed, hops: Array<DirWatch | string>, at: number, mark: number, watched: (r: DirWatch | string) => DirWatch | undefined): string | null {
     const w = hops[at] as DirWatch;
