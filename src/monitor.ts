@@ -908,6 +908,7 @@ class Monitor {
     const spelt = prefix.length > 1 ? prefix.slice(0, -1) : prefix;
     if (w.free[w.prefixes.indexOf(prefix)] === true) return spelt;
     const { dir, links, id } = resolveDir(spelt, (parent, name) => watched(this.#hop(source, f, hops, parent, name, mark)));
+    if (links < 0) return null; // (through procfs: see resolveDir)
     if (links > 0) hops.push(...hops.splice(at, 2));
     // The walk came after the hop's inotify_add_watch(2): the directory it found must be the one
     // watched. A link swapped for a directory (or removed) in between was followed by the one and not
@@ -1562,9 +1563,9 @@ class Monitor {
           }
           if (e.mask & (IN.DELETE | IN.MOVED_FROM)) t.evidence.push('absent');
           // (A holder's FIFO renamed into place: at the entry the path's state is of, not at a link or
-          // a directory on the way renamed into place under such a name; or at an entry its look has
-          // left, which only #arm's hears: the path itself, in a directory of targets.)
-          else if (paired && (hop === Infinity || resolvePath(prefix + e.name) === resolvePath(f.final))) t.evidence.push('alive');
+          // a directory on the way renamed into place under such a name, also on a hop a look has just
+          // left, as the hop to a missing directory once it is made.)
+          else if (paired && resolvePath(prefix + e.name) === resolvePath(f.final)) t.evidence.push('alive');
         }
       }
       for (const f of w.whole) {
@@ -1776,7 +1777,7 @@ function reaches(from: DirWatch, to: DirWatch): boolean {
  * `onLink(dir, name)` for each symbolic link met before it is read (#links watches it there). Returns
  * the directory it leads to, with no link in it (so that a '..' after it is its parent), or null if
  * that cannot be told (a component gone or not a directory, unreadable, too many links); and how many
- * links it met.
+ * links it met (-1: a link of procfs, which cannot be followed by reading it).
  */
 function resolveDir(spelt: string, onLink: ((dir: string, name: string) => void) | null): { dir: string | null; links: number; id: { dev: number; ino: number } | null } {
   const todo = spelt.split('/').reverse();
@@ -1805,6 +1806,10 @@ function resolveDir(spelt: string, onLink: ((dir: string, name: string) => void)
     }
     // (Not a directory or a link: changed since the hop was added.)
     if (st.kind !== 'link' || ++links > MAX_LINKS) return { dir: null, links, id: null };
+    // A "magic" link of procfs (/proc/PID/root, /proc/PID/cwd, /proc/self/fd/N: proc(5)) leads where its
+    // text does not say (another mount namespace, a deleted directory): the kernel's walk cannot be
+    // followed by reading it. Only the hop's own watch, then, as before links on the way were watched.
+    if (path.startsWith('/proc/')) return { dir: null, links: -1, id: null };
     onLink?.(base, name);
     let to: string;
     try {
@@ -1831,7 +1836,8 @@ function hasDotDot(path: string): boolean {
  */
 function throughDangling(p: string, entry: string, dir: string): string | null {
   const spelt = entry.startsWith('./') && !p.startsWith('./') ? entry.slice(2) : entry;
-  if (!p.startsWith(`${spelt}/`)) return null;
+  // (Not a link of procfs: where it leads is not what it reads, see resolveDir.)
+  if (!p.startsWith(`${spelt}/`) || join(dir, basename(spelt)).startsWith('/proc/')) return null;
   try {
     if (probeEntry(spelt).kind !== 'link') return null;
     return join(resolvePath(dir, readlink(spelt)), p.slice(spelt.length + 1));

@@ -1221,3 +1221,36 @@ test('a path watched while a link on it is swapped with a directory, again and a
   }
   assert.deepEqual(wrong, []);
 });
+
+test('a directory made and removed, then one renamed into place under a holder-like name, again and again: no life of the path below', async (t) => {
+  // The look after `mkdir sub` leaves the hop in d for sub, kept until its wave has caught up: a rename
+  // into place read there was taken for a holder's (alive, though no FIFO at d/sub/f ever had a reader).
+  const d = tmp(t);
+  const w = watch(join(d, 'sub', 'f'));
+  t.after(() => w.close());
+  const r = recorder(w);
+  await once(w, 'ready');
+  const swapper = spawn(compileC('dirswap'), [d, '100'], { stdio: 'ignore' });
+  const [code] = await once(swapper, 'exit');
+  assert.equal(code, 0);
+  await new Promise((res) => setTimeout(res, 300));
+  assert.equal(r.states().filter((s) => s === 'alive').length, 0, r.states().join(' '));
+  assert.equal(r.last(), 'absent');
+});
+
+test('a path through /proc/PID/root of a process in another mount namespace is watched with events, not polled for good', { skip: process.getuid() !== 0 && 'needs root (unshare -m)' }, async (t) => {
+  // The walk read /proc/PID/root as "/", our root, where the kernel follows the other namespace's: the
+  // directory it found was never the one watched, and every look asked for another (polled for good).
+  const d = tmp(t);
+  const ns = await start(t, 'unshare', ['-m', '--propagation', 'private', 'sh', '-c', `mount -t tmpfs none ${d} && exec ${compileC('runner')} ${d}/f 60`]);
+  const path = `/proc/${ns.pid}/root${d}/f`;
+  await until(() => state(path).state === 'alive', 'the runner in its namespace');
+  const w = watch(path);
+  t.after(() => w.close());
+  const r = recorder(w);
+  await r.until(() => r.last() === 'alive', 'alive');
+  await new Promise((res) => setTimeout(res, 1000));
+  assert.equal(w.mechanism, 'events');
+  await kill(ns);
+  await r.until(() => r.last() !== 'alive', 'the runner gone');
+});
