@@ -51,7 +51,7 @@ import * as fs from 'node:fs';
 import { basename, dirname, join, resolve as resolvePath } from 'node:path';
 import { ProcAliveError, errnoError } from './errors.js';
 import { IN, openEventSource, type EventSource, type InotifyEvent, type FdWatch, type ReadyKind } from './kernel-events.js';
-import { closeWriter, isServiceDir, probeEntry, probeWriter, type Entry, type State } from './kernel.js';
+import { closeWriter, isServiceDir, probeEntry, probeWriter, type State } from './kernel.js';
 import { openWatchable } from './kernel-files.js';
 import { decodeName, fsPath } from './text.js';
 
@@ -926,25 +926,22 @@ class Monitor {
 
   /**
    * Whether directory `dir` is the one `w` watches, and the one a walk found there (`id`, from its
-   * lstat(2); null: not known, or no component to look at, `/` or `.`). The directory is opened and
+   * lstat(2); null: the walk had no component to look at, `/` or `.`). The directory is opened and
    * asked about through /proc/self/fd/N, so that the inode compared is the one inotify answers for
-   * (IN_MASK_ADD of a bit all of ours have: no mask changes; a watch this makes on a directory we did
-   * not watch is removed); where /proc cannot reach it, by its path. One that cannot be opened has
-   * changed since (or cannot be watched either). With `mask`, the watch is given that mask, through the
-   * same fd, if it is `w`'s; and only where /proc reaches it (by path, it might be another directory's).
+   * (IN_MASK_ADD of a bit all of ours have: no mask changes); where /proc cannot, by its path. One
+   * that cannot be opened has changed since (or cannot be watched either).
    */
-  #isWatch(source: EventSource, w: DirWatch, dir: string, id: Pick<Entry, 'dev' | 'ino'> | null, mask?: number): boolean {
+  #isWatch(source: EventSource, w: DirWatch, dir: string, id: { dev: number; ino: number } | null): boolean {
     const open = openWatchable(dir);
     if (open === null) return false;
     let wd: number | string = 'ESTALE';
     try {
-      if ((mask === undefined || open.exact) && (id === null || (open.dev === id.dev && open.ino === id.ino))) wd = source.addWatch(open.path, UP_MASK);
-      if (wd === w.wd && mask !== undefined) source.addWatch(open.path, mask);
+      if (id === null || (open.dev === id.dev && open.ino === id.ino)) wd = source.addWatch(open.path, UP_MASK);
     } finally {
       open.close();
     }
     if (wd === w.wd) return true;
-    if (typeof wd === 'number' && !this.#watches.has(wd)) source.removeWatch(wd);
+    if (typeof wd === 'number' && !this.#watches.has(wd)) source.removeWatch(wd); // (one we did not have)
     return false;
   }
 
@@ -1250,9 +1247,25 @@ class Monitor {
     const source = this.#source;
     if (source === null || w.wd < 0) return;
     for (const prefix of w.prefixes) {
-      if (this.#isWatch(source, w, prefix, null, NARROW_MASK)) {
-        w.wide = false;
-        return;
+      // Through a directory fd (/proc/self/fd/N): the inode asked about is the one changed. IN_MASK_ADD
+      // of a bit every watch of ours has changes no mask of ours; the wd it returns says whose it is.
+      const dir = openWatchable(prefix);
+      if (dir === null) continue;
+      if (!dir.exact) {
+        dir.close();
+        continue;
+      }
+      try {
+        const wd = source.addWatch(dir.path, UP_MASK);
+        if (wd === w.wd) {
+          source.addWatch(dir.path, NARROW_MASK);
+          w.wide = false;
+          return;
+        }
+        // (Another directory is there now: one we did not watch loses the watch just made.)
+        if (typeof wd === 'number' && !this.#watches.has(wd)) source.removeWatch(wd);
+      } finally {
+        dir.close();
       }
     }
   }
@@ -1766,11 +1779,11 @@ function reaches(from: DirWatch, to: DirWatch): boolean {
  * that cannot be told (a component gone or not a directory, unreadable, too many links); and how many
  * links it met (-1: a link of procfs, which cannot be followed by reading it).
  */
-function resolveDir(spelt: string, onLink: ((dir: string, name: string) => void) | null): { dir: string | null; links: number; id: Pick<Entry, 'dev' | 'ino'> | null } {
+function resolveDir(spelt: string, onLink: ((dir: string, name: string) => void) | null): { dir: string | null; links: number; id: { dev: number; ino: number } | null } {
   const todo = spelt.split('/').reverse();
   let base = spelt.startsWith('/') ? '/' : '.';
   let links = 0;
-  let id: Pick<Entry, 'dev' | 'ino'> | null = null; // the last directory's, as lstat(2) found it
+  let id: { dev: number; ino: number } | null = null; // the last directory's, as lstat(2) found it
   while (todo.length > 0) {
     const name = todo.pop() as string;
     if (name === '' || name === '.') continue;
@@ -1780,7 +1793,7 @@ function resolveDir(spelt: string, onLink: ((dir: string, name: string) => void)
       id = null;
       continue;
     }
-    let st: Entry;
+    let st: { kind: string; dev: number; ino: number };
     try {
       st = probeEntry(path);
     } catch {
