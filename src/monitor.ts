@@ -256,6 +256,11 @@ interface Extra {
   /** Mode 'watch', a directory of targets: the watch on all of it. */
   whole?: DirWatch | undefined;
   /**
+   * The spelling (ending in '/') it has in that watch: where links on the way led, which may not be the
+   * path as given (`lk → real`, `./d`); the entries its listener follows are spelt from the path.
+   */
+  wholeAt?: string | undefined;
+  /**
    * The service directory whose `run` it watches: that file's coming and going changes what the
    * directory is (a service directory or not), not whether the target exists.
    */
@@ -443,9 +448,12 @@ class Monitor {
   #unclaimed: Map<string, WatchState[]> | null = null;
   /**
    * The directory watch (of a directory of targets) whose events named each entry in the batch being
-   * handled: an entry followed in that batch hears the rest of them too (see #arm).
+   * handled, and the entry's spelling in it: an entry followed in that batch hears the rest of them too
+   * (see #arm). Both maps are keyed by the entry's path as a directory's listener spells it (the
+   * directory's path joined with the name), which a link or `./` on the way makes differ from the
+   * watch's spelling.
    */
-  #namedBy: Map<string, DirWatch> | null = null;
+  #namedBy: Map<string, { w: DirWatch; key: string }> | null = null;
   /** Paths armed while a batch is handled, to be looked at by it once it has reported (see #arm). */
   #pending = new Map<Followed, Told>();
   /** Whether a batch is being handled (#handle). */
@@ -746,8 +754,8 @@ class Monitor {
     // An entry the batch's events named in a directory of targets also hears the rest of what that
     // directory's watch queued until its look's wave has caught up, even if that look follows its path
     // into another directory (the one named was removed or renamed away, and another made in its place).
-    const w = this.#namedBy?.get(f.path);
-    if (w !== undefined && w.wd >= 0 && addName(w, f.path, f)) this.#leavingHops.push({ f, hops: [w, f.path] });
+    const by = this.#namedBy?.get(f.path);
+    if (by !== undefined && by.w.wd >= 0 && addName(by.w, by.key, f)) this.#leavingHops.push({ f, hops: [by.w, by.key] });
   }
 
   /** Sets the path up from scratch (watches first) and looks; reports nothing (see #report). */
@@ -760,6 +768,7 @@ class Monitor {
     setExtra(f, 'aux', undefined);
     const hops: Array<DirWatch | string> = [];
     let whole: DirWatch | undefined;
+    let wholeAt: string | undefined;
     let fail: string | null = null; // the first watch that could not be added, if any
     const watched = <T>(r: T | string): T | undefined => {
       if (typeof r !== 'string') return r;
@@ -820,7 +829,10 @@ class Monitor {
             continue;
           }
           kind = f.mode === 'watch' ? DIRECTORY : NOTHING;
-          if (kind === DIRECTORY && source !== null) whole = watched(this.#watchWhole(source, f, p, mark));
+          if (kind === DIRECTORY && source !== null) {
+            whole = watched(this.#watchWhole(source, f, p, mark));
+            if (whole !== undefined) wholeAt = p.endsWith('/') ? p : `${p}/`;
+          }
           break;
         }
         const fifo = st.kind === 'fifo';
@@ -865,6 +877,7 @@ class Monitor {
     if (oldFifo !== null && oldFifo !== f.fifo) this.#letGoFifo(oldFifo, f);
     if (oldWhole !== undefined && oldWhole !== whole) this.#leavingWholes.push({ w: oldWhole, f });
     setExtra(f, 'whole', whole);
+    setExtra(f, 'wholeAt', wholeAt);
     if (error !== undefined && LIMIT_CODES.has(error.code)) fail ??= error.code;
     setExtra(f, 'final', shown === f.path ? undefined : shown);
     f.kind = kind;
@@ -1539,11 +1552,14 @@ class Monitor {
         // A name only a directory's listener watches: what a rename proves, and a removal after it, is
         // kept for the target it may become in this batch (a holder that renamed its FIFO into place
         // and died, its FIFO perhaps removed too, before we look); and which watch named it (#arm).
-        for (const prefix of w.prefixes) {
-          const key = prefix + e.name;
-          (this.#namedBy ??= new Map()).set(key, w);
-          const told = this.#unclaimed?.get(key);
-          if (paired) (this.#unclaimed ??= new Map()).set(key, [...(told ?? []), 'alive']);
+        // Each under the path its directory's listener will follow it at.
+        for (const d of w.whole) {
+          const at = d.extra?.wholeAt;
+          if (at === undefined) continue;
+          const path = join(d.path, e.name);
+          (this.#namedBy ??= new Map()).set(path, { w, key: at + e.name });
+          const told = this.#unclaimed?.get(path);
+          if (paired) (this.#unclaimed ??= new Map()).set(path, [...(told ?? []), 'alive']);
           else if (told !== undefined && e.mask & (IN.DELETE | IN.MOVED_FROM)) told.push('absent');
         }
       }
@@ -1654,7 +1670,7 @@ class Monitor {
     // directory made at the same path may have named it since.
     if (this.#unclaimed !== null) {
       for (const [key, by] of this.#namedBy ?? []) {
-        const told = by === w && (under === null || key.startsWith(under)) ? this.#unclaimed.get(key) : undefined;
+        const told = by.w === w && (under === null || by.key.startsWith(under)) ? this.#unclaimed.get(key) : undefined;
         if (told !== undefined && told.at(-1) !== 'absent') told.push('absent');
       }
     }
@@ -1667,7 +1683,7 @@ class Monitor {
 
   /** The names in directory `dir` that a batch being handled proves something of (see hasEvidence). */
   evidenceIn(dir: string): string[] {
-    const prefix = dir.endsWith('/') ? dir : `${dir}/`;
+    const prefix = join(dir, '/'); // (spelt as the keys are: normalized, see #namedBy)
     const names: string[] = [];
     for (const key of this.#unclaimed?.keys() ?? []) {
       if (key.startsWith(prefix) && !key.includes('/', prefix.length)) names.push(key.slice(prefix.length));

@@ -636,6 +636,28 @@ test('a directory of targets renamed away just after a holder renamed its FIFO i
   assert.deepEqual(memberStates(c.lines, 's', 'x'), ['alive', 'absent', 'dead']);
 });
 
+test('a directory of targets watched through a link to it or on its way, or spelt with ./ or a trailing /, sees the life of a holder that renames its FIFO into place and dies before it looks', async (t) => {
+  // The evidence of the rename was kept under the spelling the directory's watch was made at (where the
+  // link led, `./` as given), and asked for at the member's path (the link's, normalized): not found, so
+  // the member began at what its look found, dead, without the life.
+  const base = tmp(t);
+  const real = ['own', 'real', 'dd', 'tr', 'rel/run'];
+  for (const d of real) mkdirSync(join(base, d), { recursive: true });
+  symlinkSync('real', join(base, 'lk'));
+  symlinkSync('rel', join(base, 'cur')); // a link in the middle: cur/run
+  const dirs = { own: join(base, 'own'), lk: join(base, 'lk'), dd: `${base}/./dd`, tr: `${join(base, 'tr')}/`, mid: join(base, 'cur', 'run') };
+  const c = await busyChild(t, dirs);
+  await c.busy();
+  const holders = [];
+  for (const d of real) holders.push(await renamedInto(t, join(base, d, 'x')));
+  for (const h of holders) await kill(h);
+  c.free();
+  await c.until((l) => Object.keys(dirs).every((d) => memberStates(l, d, 'x').at(-1) === 'dead'), 'every x dead');
+  await new Promise((r) => setTimeout(r, 300)); // anything it would still report
+  const got = Object.fromEntries(Object.keys(dirs).map((d) => [d, memberStates(c.lines, d, 'x')]));
+  assert.deepEqual(got, { own: ['alive', 'dead'], lk: ['alive', 'dead'], dd: ['alive', 'dead'], tr: ['alive', 'dead'], mid: ['alive', 'dead'] });
+});
+
 /**
  * Directories of targets `s` and `gone` are watched; `move()` renames s (or a directory above it) so that
  * s is at `gone`, and a new s is made. Later, while the watcher is busy, a holder renames x into place in
