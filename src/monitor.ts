@@ -156,9 +156,11 @@ class DirWatch {
   /**
    * For each spelling, the watch of the directory above it (null: none, or it could not be watched),
    * which this one counts as one of its uses: a directory above that is renamed away takes this one
-   * with it, and inotify tells only the directory renamed (IN_MOVE_SELF), not those below it.
+   * with it, and inotify tells only the directory renamed (IN_MOVE_SELF), not those below it. Undefined:
+   * refused for a limit (the inotify watch limit, ENOSPC; kernel memory): tried again by each look
+   * through it, and the paths through it are polled meanwhile (see #upsFailing).
    */
-  ups: Array<DirWatch | null>;
+  ups: Array<DirWatch | null | undefined>;
   /**
    * For each spelling, whether a look has found no symbolic link on it (see #links) since the directory,
    * or one above it, was last told moved: the looks through it then walk it no more.
@@ -458,6 +460,8 @@ class Monitor {
   #pending = new Map<Followed, Told>();
   /** Whether a batch is being handled (#handle). */
   #handling = false;
+  /** Whether a directory above a watched one may have been refused for a limit (DirWatch.ups: undefined). */
+  #upsRefused = false;
 
   /**
    * How changes are learnt now, or null while nothing uses the monitor. After a failure, 'polling'
@@ -881,6 +885,8 @@ class Monitor {
     if (error !== undefined && LIMIT_CODES.has(error.code)) fail ??= error.code;
     setExtra(f, 'final', shown === f.path ? undefined : shown);
     f.kind = kind;
+    // A directory above it that a limit kept unwatched: its renaming would not be seen (README, Limits).
+    if (this.#upsRefused && source !== null) fail ??= this.#upsFailing(source, f, wholeAt);
     this.#setPolled(f, fail === null ? undefined : pollReason(f.path, fail));
     f.lookMark = mark;
     return { state, error, mark, held };
@@ -1019,9 +1025,56 @@ class Monitor {
     w.uses--;
     // (Looked up again: watching those above may have given this one another spelling, through a link.)
     const i = w.prefixes.indexOf(prefix);
-    if (i >= 0 && w.ups[i] === null) w.ups[i] = up;
-    else if (up !== null) this.#unwatch(up);
+    if (i >= 0 && w.ups[i] === null) this.#setUp(w, i, up);
+    else if (typeof up !== 'string' && up !== null) this.#unwatch(up);
     return w;
+  }
+
+  /** Sets the directory above spelling `i` of `w` to what #watchUp gave (a limit's code: undefined, tried again). */
+  #setUp(w: DirWatch, i: number, up: DirWatch | null | string): void {
+    if (typeof up !== 'string') {
+      w.ups[i] = up;
+      return;
+    }
+    w.ups[i] = undefined;
+    this.#upsRefused = true;
+  }
+
+  /**
+   * The code of a limit that keeps a directory above a hop of `f` (or above its directory of targets,
+   * spelt `wholeAt`) unwatched, or null. Each one refused so far is tried again first: once the limit is
+   * freed, the path is watched by events again (its polling ends), as a path past the limit is.
+   */
+  #upsFailing(source: EventSource, f: Followed, wholeAt: string | undefined): string | null {
+    let code: string | null = null;
+    const climb = (w: DirWatch, prefix: string): void => {
+      // (Bounded: PATH_MAX is 4,096 bytes, so a spelling has at most 2,048 directories above it.)
+      for (let d: DirWatch | null = w, p: string | null = prefix, depth = 0; d !== null && p !== null && depth < 2048; depth++) {
+        const i = d.prefixes.indexOf(p);
+        if (i < 0) return;
+        let up: DirWatch | null | undefined = d.ups[i];
+        if (up === undefined) {
+          d.uses++; // (held, as in #dirWatch)
+          const r = this.#watchUp(source, d, p, d.marks[i] as number);
+          d.uses--;
+          const j = d.prefixes.indexOf(p);
+          if (typeof r === 'string') {
+            code ??= r;
+            return;
+          }
+          if (j >= 0 && d.ups[j] === undefined) d.ups[j] = r;
+          else if (r !== null) this.#unwatch(r);
+          up = r;
+        }
+        if (up === null) return;
+        d = up;
+        p = upPrefix(p);
+      }
+    };
+    eachHop(f, f.hops, (w, key) => climb(w, key.slice(0, key.lastIndexOf('/') + 1)));
+    const whole = f.extra?.whole;
+    if (whole !== undefined && wholeAt !== undefined) climb(whole, wholeAt);
+    return code;
   }
 
   /**
@@ -1031,11 +1084,12 @@ class Monitor {
    * EACCES; the inotify watch limit). Then a rename of a directory above is not seen (README, Limits),
    * as before there were these watches.
    */
-  #watchUp(source: EventSource, w: DirWatch, prefix: string, mark: number): DirWatch | null {
+  #watchUp(source: EventSource, w: DirWatch, prefix: string, mark: number): DirWatch | null | string {
     const spelt = upPrefix(prefix);
     if (spelt === null) return null;
     const wd = source.addWatch(spelt, UP_MASK);
-    if (typeof wd !== 'number' || wd === w.wd) return null;
+    if (typeof wd !== 'number') return LIMIT_CODES.has(wd) ? wd : null;
+    if (wd === w.wd) return null;
     const up = this.#dirWatch(source, wd, spelt, mark);
     if (up === null) return null;
     // Through a link back up (/d/sub/l with l → /d): `w` is above its own parent. Counted, the two would
@@ -1068,9 +1122,9 @@ class Monitor {
       return;
     }
     w.uses++; // (held, as in #dirWatch)
-    const up = typeof wd === 'number' ? this.#watchUp(source, w, w.prefixes[i] as string, w.marks[i] as number) : null;
+    const up = typeof wd === 'number' ? this.#watchUp(source, w, w.prefixes[i] as string, w.marks[i] as number) : LIMIT_CODES.has(wd) ? wd : null;
     w.uses--;
-    w.ups[i] = up;
+    this.#setUp(w, i, up);
     if (old !== null) this.#unwatch(old);
   }
 
@@ -1297,6 +1351,10 @@ class Monitor {
     setExtra(f, 'polled', reason);
     if (reason === undefined) {
       if (was !== undefined && this.#polled.delete(f)) {
+        // The last path polled: whether a directory above is still refused (#upsFailing) is asked again.
+        if (this.#polled.size === 0 && this.#upsRefused) {
+          this.#upsRefused = [...this.#watches.values()].some((w) => w instanceof DirWatch && w.ups.includes(undefined));
+        }
         this.#schedulePoll();
         this.#tell(f, (s) => s.degraded?.(f, null));
       }
@@ -1775,7 +1833,7 @@ function reaches(from: DirWatch, to: DirWatch): boolean {
   for (let w = next.pop(); w !== undefined; w = next.pop()) {
     if (w === to) return true;
     for (const up of w.ups) {
-      if (up === null || seen.has(up)) continue;
+      if (up === null || up === undefined || seen.has(up)) continue;
       seen.add(up);
       next.push(up);
     }
@@ -1783,11 +1841,6 @@ function reaches(from: DirWatch, to: DirWatch): boolean {
   return false;
 }
 
-/**
- * The spelling of the directory above the one spelt `prefix` (both end in '/'), or null: `prefix` is
- * the root, or the first component of a relative path (what it names does not change when the working
- * directory is renamed: the process keeps its inode).
- */
 /**
  * Walks directory `spelt` component by component, as the kernel does (path_resolution(7)), calling
  * `onLink(dir, name)` for each symbolic link met before it is read (#links watches it there). Returns
@@ -1862,6 +1915,11 @@ function throughDangling(p: string, entry: string, dir: string): string | null {
   }
 }
 
+/**
+ * The spelling of the directory above the one spelt `prefix` (both end in '/'), or null: `prefix` is
+ * the root, or the first component of a relative path (what it names does not change when the working
+ * directory is renamed: the process keeps its inode).
+ */
 function upPrefix(prefix: string): string | null {
   const dir = prefix.length > 1 ? prefix.slice(0, -1) : prefix;
   const up = dirname(dir);

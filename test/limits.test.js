@@ -7,7 +7,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { chmodSync, cpSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, cpSync, mkdirSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
 import { tmp, start, startRunner, kill, until, compileC, BIN, DIST, ROOT, HANG_GUARD_MS } from './helpers.js';
@@ -213,6 +213,71 @@ test('the inotify watch limit reached (in a user namespace), then freed: targets
   c.send('free');
   await c.until((l) => l.at(-1)?.mechanism === 'events', 'watched by events again once watches are freed');
   for (const p of paths) assert.deepEqual(statesOf(c.lines, p), ['dead', 'alive', 'dead'], p);
+});
+
+test('the inotify watch limit reached as a directory above a target is first watched: the path is polled, and once freed, a rename of that directory is seen', { skip: !hasUserns() && 'needs unshare -U' }, async (t) => {
+  // d/p/q/x is watched before p exists; p/q (x held) is then renamed into d while one watch is left:
+  // q's watch takes it, and the watch of p (for its renaming only) is refused. That one was never
+  // tried again: once the limit was freed, `mv d/p d/p2` went unseen, x reported alive for good.
+  const base = tmp(t);
+  const d = join(base, 'd');
+  const staged = join(base, 'stage', 'p');
+  mkdirSync(d);
+  mkdirSync(join(staged, 'q'), { recursive: true });
+  const helperDirs = join(base, 'h');
+  const x = join(d, 'p', 'q', 'x');
+  execFileSync('mkfifo', [join(staged, 'q', 'x')]);
+  const runner = await start(t, compileC('runner'), [join(staged, 'q', 'x'), '120']);
+  const c = child(
+    t,
+    `import { watch } from ${INDEX};
+     import { createRequire } from 'node:module';
+     import { mkdirSync } from 'node:fs';
+     const out = (o) => console.log(JSON.stringify(o));
+     const koffi = createRequire(${INDEX})('koffi');
+     const libc = koffi.load('libc.so.6');
+     const init = libc.func('int inotify_init1(int)'), add = libc.func('int inotify_add_watch(int, const char *, uint32_t)'), rm = libc.func('int inotify_rm_watch(int, int)'), close = libc.func('int close(int)');
+     const [helperDirs, x] = process.argv.slice(1);
+     const hog = init(0);
+     const w = watch(x);
+     w.on('change', (e) => out({ state: e.state }));
+     w.on('error', (e) => out({ error: e.code }));
+     w.once('change', () => setTimeout(() => out({ ready: w.mechanism }), 100));
+     process.stdin.on('data', (d) => {
+       if (String(d).startsWith('fill')) {
+         // Every watch this user has left but one, which the watcher's next new directory takes.
+         let last = -1;
+         for (let i = 0; ; i++) {
+           mkdirSync(helperDirs + '/' + i, { recursive: true });
+           const wd = add(hog, helperDirs + '/' + i, 0x100);
+           if (wd < 0) break;
+           last = wd;
+         }
+         rm(hog, last);
+         out({ filled: true });
+       } else {
+         close(hog);
+         out({ freed: true });
+       }
+     });
+     setInterval(() => out({ mechanism: w.mechanism }), 50);`,
+    [helperDirs, x],
+    { wrap: ['unshare', '-U', '-r', 'sh', '-c', 'echo 40 > /proc/sys/user/max_inotify_watches && exec "$@"', 'sh'] },
+  );
+  await c.until((l) => l.some((m) => m.ready), 'first report');
+  assert.deepEqual(statesOf(c.lines, undefined), ['absent']);
+  c.send('fill');
+  await c.until((l) => l.some((m) => m.filled), 'the limit all but reached');
+  renameSync(staged, join(d, 'p'));
+  await c.until((l) => statesOf(l, undefined).at(-1) === 'alive', 'x alive');
+  assert.ok(c.lines.some((m) => m.error === 'ENOSPC'), "an 'error' event said it is polled");
+  c.send('free');
+  await c.until((l) => l.at(-1)?.mechanism === 'events', 'watched by events again once watches are freed');
+  renameSync(join(d, 'p'), join(d, 'p2'));
+  await c.until((l) => statesOf(l, undefined).at(-1) === 'absent', 'x absent: p renamed away');
+  await kill(runner);
+  await new Promise((r) => setTimeout(r, 300)); // anything it would still report
+  assert.deepEqual(statesOf(c.lines, undefined), ['absent', 'alive', 'absent']);
 });
 
 test('timeouts past 2^31 ms wait, and do not expire at once', async (t) => {
