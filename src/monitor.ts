@@ -584,6 +584,7 @@ class Monitor {
         this.#releaseWriter(f);
         f.hops = f.fifo = null;
         setExtra(f, 'whole', undefined);
+        setExtra(f, 'wholeAt', undefined);
         setExtra(f, 'aux', undefined);
       }
     }
