@@ -462,6 +462,8 @@ class Monitor {
   #handling = false;
   /** Whether a directory above a watched one may have been refused for a limit (DirWatch.ups: undefined). */
   #upsRefused = false;
+  /** Whether the batch being handled must look at every path again once its wave is done (#rebindUp). */
+  #rearm = false;
 
   /**
    * How changes are learnt now, or null while nothing uses the monitor. After a failure, 'polling'
@@ -1126,6 +1128,9 @@ class Monitor {
     const up = typeof wd === 'number' ? this.#watchUp(source, w, w.prefixes[i] as string, w.marks[i] as number) : LIMIT_CODES.has(wd) ? wd : null;
     w.uses--;
     this.#setUp(w, i, up);
+    // Refused outside a look (a move read, an overflow's respelling): no look of the paths below would
+    // try it again or poll them. Every path is looked at again (#handle): rare (a limit and a move).
+    if (typeof up === 'string') this.#rearm = true;
     if (old !== null) this.#unwatch(old);
   }
 
@@ -1431,6 +1436,10 @@ class Monitor {
       // (by the directories' listeners, by followers), as the next wave, until none is.
       for (let touched = first; ; ) {
         rounds = this.#wave(touched, errored, events, rounds);
+        if (this.#rearm) {
+          this.#rearm = false;
+          for (const map of Object.values(this.#followed)) for (const f of map.values()) if (!this.#pending.has(f)) this.#pending.set(f, told(f));
+        }
         if (this.#pending.size === 0) break;
         touched = this.#pending;
         this.#pending = new Map();
@@ -1611,10 +1620,16 @@ class Monitor {
         // A name only a directory's listener watches: what a rename proves, and a removal after it, is
         // kept for the target it may become in this batch (a holder that renamed its FIFO into place
         // and died, its FIFO perhaps removed too, before we look); and which watch named it (#arm).
-        // Each under the path its directory's listener will follow it at.
+        // Each under the path its directory's listener will follow it at; only for a directory that
+        // still goes through this watch at a spelling it still has, and whose way here nothing in this
+        // batch has replaced. One renamed away (its spelling dropped, #gone), or whose path leads
+        // elsewhere now (a link on it swapped: rebound; looked at since: this watch is leaving it),
+        // hears nothing more here: a holder starting in the old one is no life of its members.
         for (const d of w.whole) {
           const at = d.extra?.wholeAt;
-          if (at === undefined) continue;
+          if (at === undefined || d.extra?.whole !== w || !w.prefixes.includes(at)) continue;
+          const td = touched.get(d);
+          if (td !== undefined && (td.rebound !== Infinity || td.moved !== null)) continue;
           const path = join(d.path, e.name);
           (this.#namedBy ??= new Map()).set(path, { w, key: at + e.name });
           const told = this.#unclaimed?.get(path);
@@ -1742,11 +1757,10 @@ class Monitor {
 
   /** The names in directory `dir` that a batch being handled proves something of (see hasEvidence). */
   evidenceIn(dir: string): string[] {
-    const prefix = join(dir, '/'); // (spelt as the keys are: normalized, see #namedBy)
+    // (Compared as the keys are spelt, normalized by join(): `./d/` is `d`, and `./` is `.`.)
+    const at = join(dir, '.');
     const names: string[] = [];
-    for (const key of this.#unclaimed?.keys() ?? []) {
-      if (key.startsWith(prefix) && !key.includes('/', prefix.length)) names.push(key.slice(prefix.length));
-    }
+    for (const key of this.#unclaimed?.keys() ?? []) if (dirname(key) === at) names.push(basename(key));
     return names;
   }
 

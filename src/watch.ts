@@ -216,7 +216,17 @@ export class Watcher extends EventEmitter<WatcherEvents> implements AsyncIterabl
     const members = this.#members.get(f);
     if (members !== undefined) {
       this.#members.delete(f);
-      for (const member of members.values()) this.#let(member);
+      // Another spelling of the same directory still watched (`d/`, `./d`) takes its members over, as
+      // they are: the same paths, followed on.
+      const at = join(f.path, '.');
+      const heir = [...this.#members].find(([other]) => join(other.path, '.') === at);
+      for (const member of members.values()) {
+        if (heir === undefined) this.#let(member);
+        else {
+          heir[1].set(member.path, member);
+          this.#in.set(member, heir[0]);
+        }
+      }
     }
     const dir = this.#in.get(f);
     if (dir !== undefined) {
@@ -291,7 +301,9 @@ export class Watcher extends EventEmitter<WatcherEvents> implements AsyncIterabl
     }
     for (const name of found) {
       const path = join(dir.path, name);
-      if (members.has(path) || this.#given(path) !== undefined) continue;
+      // (Also a member already through another spelling of the same directory, `d` and `d/` or `./d`:
+      // one path, reported once.)
+      if (members.has(path) || this.#given(path) !== undefined || monitor.followedBy(path, 'member', this.#follower) !== undefined) continue;
       const known = members;
       monitor.follow(path, 'member', this.#follower, (f) => {
         known.set(path, f);

@@ -452,7 +452,7 @@ const memberStates = (lines, target, name) => lines.filter((m) => m.target === t
  * with `busyWhen` (a name), `untilBusy2()` and `free2()`: that target's listener is busy the first time
  * it reports alive, during a batch's reports, until `free2()`.
  */
-async function busyChild(t, watched, busyWhen = '') {
+async function busyChild(t, watched, busyWhen = '', options = {}) {
   const dir = tmp(t);
   const [flag1, flag2] = [join(dir, 'free1'), join(dir, 'free2')];
   const c = child(
@@ -482,6 +482,7 @@ async function busyChild(t, watched, busyWhen = '') {
      }
      process.stdin.on('data', () => busy(\`\${flag1}.\${++round}\`, 'busy1', round));`,
     [JSON.stringify(Object.entries(watched)), flag1, flag2, busyWhen],
+    options,
   );
   await c.until((l) => l.some((m) => m.ready), 'ready');
   let round = 0;
@@ -656,6 +657,69 @@ test('a directory of targets watched through a link to it or on its way, or spel
   await new Promise((r) => setTimeout(r, 300)); // anything it would still report
   const got = Object.fromEntries(Object.keys(dirs).map((d) => [d, memberStates(c.lines, d, 'x')]));
   assert.deepEqual(got, { own: ['alive', 'dead'], lk: ['alive', 'dead'], dd: ['alive', 'dead'], tr: ['alive', 'dead'], mid: ['alive', 'dead'] });
+});
+
+test('a directory of targets renamed away, or a link to one re-pointed: a holder renaming its FIFO into place in the old one is no life of its members', async (t) => {
+  // The evidence of such a rename was credited to every directory listed as a user of the old watch,
+  // which the moved directory (until its watch was let go of) and the link's old target (until the
+  // batch was done) still were: s/x and lk/x were reported alive, then absent or dead, though no FIFO
+  // ever had a reader there (and serve counted a death).
+  const base = tmp(t);
+  const s = join(base, 's');
+  for (const d of ['s', 'real1', 'real2']) mkdirSync(join(base, d));
+  symlinkSync('real1', join(base, 'lk'));
+  const c = await busyChild(t, { s, lk: join(base, 'lk') });
+  await c.busy();
+  renameSync(s, `${s}.gone`);
+  mkdirSync(s);
+  execFileSync('mkfifo', [join(s, 'x')]);
+  symlinkSync('real2', join(base, 'lk.new'));
+  renameSync(join(base, 'lk.new'), join(base, 'lk')); // as ln -sfn does
+  execFileSync('mkfifo', [join(base, 'real2', 'x')]);
+  const holders = [await renamedInto(t, join(`${s}.gone`, 'x')), await renamedInto(t, join(base, 'real1', 'x'))];
+  c.free();
+  await c.until((l) => memberStates(l, 's', 'x').includes('dead') && memberStates(l, 'lk', 'x').includes('dead'), 'both new x dead');
+  for (const h of holders) await kill(h);
+  await new Promise((r) => setTimeout(r, 500)); // anything it would still report
+  assert.deepEqual({ s: memberStates(c.lines, 's', 'x'), lk: memberStates(c.lines, 'lk', 'x') }, { s: ['dead'], lk: ['dead'] });
+});
+
+test("a directory of targets spelt './' keeps a fast holder's life when the kernel drops events (IN_Q_OVERFLOW)", async (t) => {
+  // After an overflow the directory is listed again with the names the batch proved a life of; those
+  // were asked for under './', which the keys (normalized: 'x') never start with.
+  const d = tmp(t);
+  const c = await busyChild(t, { here: './' }, '', { shell: `cd '${d}' &&` });
+  await c.busy();
+  const holder = await renamedInto(t, join(d, 'x'));
+  rmSync(join(d, 'x'));
+  await kill(holder);
+  const queued = Number(readFileSync('/proc/sys/fs/inotify/max_queued_events', 'utf8'));
+  for (let i = 0; i < queued + 4096; i++) writeFileSync(join(d, `.f${i}`), '');
+  c.free();
+  await c.until((l) => memberStates(l, 'here', 'x').at(-1) === 'absent', 'x absent');
+  await new Promise((r) => setTimeout(r, 300)); // anything it would still report
+  assert.deepEqual(memberStates(c.lines, 'here', 'x'), ['alive', 'absent']);
+});
+
+test('one watcher given the same directory under several spellings reports each member once, and keeps it when one spelling is let go of', async (t) => {
+  const d = join(tmp(t), 'd');
+  mkdirSync(d);
+  const w = watch([d, `${d}/`, `${dirname(d)}/./d`]);
+  t.after(() => w.close());
+  const r = recorder(w);
+  await once(w, 'ready');
+  const x = join(d, 'x');
+  const first = await startRunner(t, x);
+  await r.until(() => r.events.some((e) => e.path === x && e.state === 'alive'), 'x alive');
+  await kill(first);
+  await r.until(() => r.events.some((e) => e.path === x && e.state === 'dead'), 'x dead');
+  w.unwatch(d);
+  const second = await startRunner(t, x);
+  await r.until(() => r.events.filter((e) => e.path === x && e.state === 'alive').length === 2, 'x alive again, through another spelling');
+  await kill(second);
+  await r.until(() => r.events.filter((e) => e.path === x && e.state === 'dead').length === 2, 'x dead again');
+  await new Promise((res) => setTimeout(res, 300)); // anything it would still report
+  assert.deepEqual(r.events.filter((e) => e.path === x).map((e) => e.state), ['alive', 'dead', 'alive', 'dead']);
 });
 
 /**

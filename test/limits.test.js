@@ -10,7 +10,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { chmodSync, cpSync, mkdirSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
-import { tmp, start, startRunner, kill, until, compileC, BIN, DIST, ROOT, HANG_GUARD_MS } from './helpers.js';
+import { tmp, state, start, startRunner, kill, until, compileC, BIN, DIST, ROOT, HANG_GUARD_MS } from './helpers.js';
 import { child, INDEX, statesOf } from './child.js';
 import { waitAlive, hold } from '../dist/index.js';
 
@@ -278,6 +278,77 @@ test('the inotify watch limit reached as a directory above a target is first wat
   await kill(runner);
   await new Promise((r) => setTimeout(r, 300)); // anything it would still report
   assert.deepEqual(statesOf(c.lines, undefined), ['absent', 'alive', 'absent']);
+});
+
+test('the inotify watch limit reached as a directory above a target is watched again after dropped events (IN_Q_OVERFLOW): it is tried again once freed, and its rename is seen', { skip: !hasUserns() && 'needs unshare -U' }, async (t) => {
+  // While the watcher was busy, the queue overflowed and q was moved from p into a new p. After the
+  // overflow's looks (no new watch: q and x are the same), the watch of the new p, above q, was refused
+  // outside any look: nothing tried it again nor polled x, and once the limit was freed, `mv d/p d/p2`
+  // went unseen, x alive for good.
+  const base = tmp(t);
+  const q = join(base, 'd', 'p', 'q');
+  const flood = join(base, 'flood');
+  mkdirSync(q, { recursive: true });
+  mkdirSync(flood);
+  const x = join(q, 'x');
+  const runner = await start(t, compileC('runner'), [x, '120']);
+  await until(() => state(x).state === 'alive', 'the runner');
+  const flag = join(base, 'free');
+  const c = child(
+    t,
+    `import { watch } from ${INDEX};
+     import { createRequire } from 'node:module';
+     import { existsSync, mkdirSync } from 'node:fs';
+     const out = (o) => console.log(JSON.stringify(o));
+     const koffi = createRequire(${INDEX})('koffi');
+     const libc = koffi.load('libc.so.6');
+     const init = libc.func('int inotify_init1(int)'), add = libc.func('int inotify_add_watch(int, const char *, uint32_t)'), close = libc.func('int close(int)');
+     const [helperDirs, flag, ...targets] = process.argv.slice(1);
+     const hog = init(0);
+     const w = watch(targets);
+     w.on('change', (e) => out({ target: e.target, state: e.state }));
+     w.on('error', (e) => out({ error: e.code }));
+     w.on('ready', () => setTimeout(() => out({ ready: true }), 100));
+     process.stdin.on('data', (d) => {
+       const what = String(d).trim();
+       if (what === 'fill') {
+         for (let i = 0; ; i++) {
+           mkdirSync(helperDirs + '/' + i, { recursive: true });
+           if (add(hog, helperDirs + '/' + i, 0x100) < 0) break;
+         }
+         out({ filled: true });
+       } else if (what === 'busy') {
+         out({ busy: true });
+         const end = Date.now() + 30000;
+         while (!existsSync(flag) && Date.now() < end);
+       } else {
+         close(hog);
+         out({ freed: true });
+       }
+     });
+     setInterval(() => out({ mechanism: w.mechanism }), 50);`,
+    [join(base, 'h'), flag, x, join(flood, 't')],
+    { wrap: ['unshare', '-U', '-r', 'sh', '-c', 'echo 40 > /proc/sys/user/max_inotify_watches && exec "$@"', 'sh'] },
+  );
+  await c.until((l) => l.some((m) => m.ready), 'first reports');
+  c.send('fill');
+  await c.until((l) => l.some((m) => m.filled), 'the limit reached');
+  c.send('busy');
+  await c.until((l) => l.some((m) => m.busy), 'busy');
+  const queued = Number(readFileSync('/proc/sys/fs/inotify/max_queued_events', 'utf8'));
+  for (let i = 0; i < queued + 4096; i++) writeFileSync(join(flood, `f${i}`), '');
+  renameSync(join(base, 'd', 'p'), join(base, 'd', 'p.old'));
+  mkdirSync(join(base, 'd', 'p'));
+  renameSync(join(base, 'd', 'p.old', 'q'), q);
+  writeFileSync(flag, '');
+  await new Promise((r) => setTimeout(r, 1500)); // the overflow handled
+  c.send('free');
+  await c.until((l) => l.some((m) => m.freed) && l.at(-1)?.mechanism === 'events', 'watched by events once freed');
+  await new Promise((r) => setTimeout(r, 300));
+  renameSync(join(base, 'd', 'p'), join(base, 'd', 'p2'));
+  await c.until((l) => statesOf(l, x).at(-1) === 'absent', 'x absent: p renamed away');
+  await kill(runner);
+  assert.deepEqual(statesOf(c.lines, x), ['alive', 'absent']);
 });
 
 test('timeouts past 2^31 ms wait, and do not expire at once', async (t) => {
