@@ -15,6 +15,22 @@ import { child, INDEX, statesOf } from './child.js';
 import { waitAlive, hold } from '../dist/index.js';
 
 const root = process.getuid?.() === 0;
+
+/**
+ * The start of a child's source for the inotify limit tests: `watch`, `out(o)` (a JSON line), `existsSync`,
+ * `mkdirSync`, and libc's inotify calls (`init`, `add`, `rm`, `close`) for a hog of this user's watches.
+ */
+const HOG_PREAMBLE = `import { watch } from ${INDEX};
+     import { createRequire } from 'node:module';
+     import { existsSync, mkdirSync } from 'node:fs';
+     const out = (o) => console.log(JSON.stringify(o));
+     const koffi = createRequire(${INDEX})('koffi');
+     const libc = koffi.load('libc.so.6');
+     const init = libc.func('int inotify_init1(int)'), add = libc.func('int inotify_add_watch(int, const char *, uint32_t)');
+     const rm = libc.func('int inotify_rm_watch(int, int)'), close = libc.func('int close(int)');`;
+
+/** A child's wrapper: its own user namespace, where this user may have `n` inotify watches. */
+const inotifyLimit = (n) => ['unshare', '-U', '-r', 'sh', '-c', `echo ${n} > /proc/sys/user/max_inotify_watches && exec "$@"`, 'sh'];
 const AS_NOBODY = ['setpriv', '--reuid=nobody', '--regid=nogroup', '--clear-groups'];
 
 /** `proc-alive args...` as nobody: { code, stderr }. */
@@ -182,13 +198,7 @@ test('the inotify watch limit reached (in a user namespace), then freed: targets
   execFileSync('mkfifo', paths);
   const c = child(
     t,
-    `import { watch } from ${INDEX};
-     import { createRequire } from 'node:module';
-     import { mkdirSync } from 'node:fs';
-     const out = (o) => console.log(JSON.stringify(o));
-     const koffi = createRequire(${INDEX})('koffi');
-     const libc = koffi.load('libc.so.6');
-     const init = libc.func('int inotify_init1(int)'), add = libc.func('int inotify_add_watch(int, const char *, uint32_t)'), close = libc.func('int close(int)');
+    `${HOG_PREAMBLE}
      // Another inotify user of this user takes all but a few watches.
      const [helperDirs, ...paths] = process.argv.slice(1);
      const hog = init(0);
@@ -200,7 +210,7 @@ test('the inotify watch limit reached (in a user namespace), then freed: targets
      process.stdin.on('data', () => { close(hog); out({ freed: true }); });
      setInterval(() => out({ mechanism: w.mechanism }), 50);`,
     [helperDirs, ...paths],
-    { wrap: ['unshare', '-U', '-r', 'sh', '-c', 'echo 30 > /proc/sys/user/max_inotify_watches && exec "$@"', 'sh'] },
+    { wrap: inotifyLimit(30) },
   );
   await c.until((l) => l.some((x) => x.ready), 'first reports');
   assert.ok(paths.every((p) => statesOf(c.lines, p)[0] === 'dead'), `dead, not unknown: ${JSON.stringify(c.lines.slice(0, n))}`);
@@ -230,13 +240,7 @@ test('the inotify watch limit reached as a directory above a target is first wat
   const runner = await start(t, compileC('runner'), [join(staged, 'q', 'x'), '120']);
   const c = child(
     t,
-    `import { watch } from ${INDEX};
-     import { createRequire } from 'node:module';
-     import { mkdirSync } from 'node:fs';
-     const out = (o) => console.log(JSON.stringify(o));
-     const koffi = createRequire(${INDEX})('koffi');
-     const libc = koffi.load('libc.so.6');
-     const init = libc.func('int inotify_init1(int)'), add = libc.func('int inotify_add_watch(int, const char *, uint32_t)'), rm = libc.func('int inotify_rm_watch(int, int)'), close = libc.func('int close(int)');
+    `${HOG_PREAMBLE}
      const [helperDirs, x] = process.argv.slice(1);
      const hog = init(0);
      const w = watch(x);
@@ -262,7 +266,7 @@ test('the inotify watch limit reached as a directory above a target is first wat
      });
      setInterval(() => out({ mechanism: w.mechanism }), 50);`,
     [helperDirs, x],
-    { wrap: ['unshare', '-U', '-r', 'sh', '-c', 'echo 40 > /proc/sys/user/max_inotify_watches && exec "$@"', 'sh'] },
+    { wrap: inotifyLimit(40) },
   );
   await c.until((l) => l.some((m) => m.ready), 'first report');
   assert.deepEqual(statesOf(c.lines, undefined), ['absent']);
@@ -296,13 +300,7 @@ test('the inotify watch limit reached as a directory above a target is watched a
   const flag = join(base, 'free');
   const c = child(
     t,
-    `import { watch } from ${INDEX};
-     import { createRequire } from 'node:module';
-     import { existsSync, mkdirSync } from 'node:fs';
-     const out = (o) => console.log(JSON.stringify(o));
-     const koffi = createRequire(${INDEX})('koffi');
-     const libc = koffi.load('libc.so.6');
-     const init = libc.func('int inotify_init1(int)'), add = libc.func('int inotify_add_watch(int, const char *, uint32_t)'), close = libc.func('int close(int)');
+    `${HOG_PREAMBLE}
      const [helperDirs, flag, ...targets] = process.argv.slice(1);
      const hog = init(0);
      const w = watch(targets);
@@ -328,7 +326,7 @@ test('the inotify watch limit reached as a directory above a target is watched a
      });
      setInterval(() => out({ mechanism: w.mechanism }), 50);`,
     [join(base, 'h'), flag, x, join(flood, 't')],
-    { wrap: ['unshare', '-U', '-r', 'sh', '-c', 'echo 40 > /proc/sys/user/max_inotify_watches && exec "$@"', 'sh'] },
+    { wrap: inotifyLimit(40) },
   );
   await c.until((l) => l.some((m) => m.ready), 'first reports');
   c.send('fill');
