@@ -462,8 +462,18 @@ class Monitor {
   #handling = false;
   /** Whether a directory above a watched one may have been refused for a limit (DirWatch.ups: undefined). */
   #upsRefused = false;
-  /** Whether the batch being handled must look at every path again once its wave is done (#rebindUp). */
+  /** Whether the batch being handled must look at every path again once its wave is done (#setUp). */
   #rearm = false;
+  /** Whether a look (#look) is under way. */
+  #looking = false;
+  /**
+   * Spellings of directory watches whose events cannot be placed until a marker is read: the directory
+   * moved (IN_MOVE_SELF, its own or one above), and a look found it at that spelling again after the
+   * move (moved back, or at a new spelling) before the move was read. What happened in it between the
+   * move and that look happened elsewhere (README, Limits): no news of the paths through that spelling.
+   * Watch → spelling → the marker of that look.
+   */
+  #unplaced: Map<DirWatch, Map<string, number>> | null = null;
 
   /**
    * How changes are learnt now, or null while nothing uses the monitor. After a failure, 'polling'
@@ -767,6 +777,15 @@ class Monitor {
 
   /** Sets the path up from scratch (watches first) and looks; reports nothing (see #report). */
   #look(f: Followed, died: boolean): Look {
+    this.#looking = true;
+    try {
+      return this.#lookOnce(f, died);
+    } finally {
+      this.#looking = false;
+    }
+  }
+
+  #lookOnce(f: Followed, died: boolean): Look {
     const source = this.#source;
     const oldHops = f.hops;
     const oldFifo = f.fifo;
@@ -1041,6 +1060,10 @@ class Monitor {
     }
     w.ups[i] = undefined;
     this.#upsRefused = true;
+    // Refused outside a look (#rebindUp, from a move read or an overflow's respelling, and the
+    // directories above it it watches): no look of the paths below would try it again or poll them.
+    // Every path is looked at again (#handle): rare (a limit and a move).
+    if (!this.#looking) this.#rearm = true;
   }
 
   /**
@@ -1128,9 +1151,6 @@ class Monitor {
     const up = typeof wd === 'number' ? this.#watchUp(source, w, w.prefixes[i] as string, w.marks[i] as number) : LIMIT_CODES.has(wd) ? wd : null;
     w.uses--;
     this.#setUp(w, i, up);
-    // Refused outside a look (a move read, an overflow's respelling): no look of the paths below would
-    // try it again or poll them. Every path is looked at again (#handle): rare (a limit and a move).
-    if (typeof up === 'string') this.#rearm = true;
     if (old !== null) this.#unwatch(old);
   }
 
@@ -1627,7 +1647,7 @@ class Monitor {
         // hears nothing more here: a holder starting in the old one is no life of its members.
         for (const d of w.whole) {
           const at = d.extra?.wholeAt;
-          if (at === undefined || d.extra?.whole !== w || !w.prefixes.includes(at)) continue;
+          if (at === undefined || d.extra?.whole !== w || !w.prefixes.includes(at) || this.#isUnplaced(w, at)) continue;
           const td = touched.get(d);
           if (td !== undefined && (td.rebound !== Infinity || td.moved !== null)) continue;
           const path = join(d.path, e.name);
@@ -1639,7 +1659,7 @@ class Monitor {
       }
       for (const prefix of w.prefixes) {
         const users = w.names.get(prefix + e.name);
-        if (users === undefined) continue;
+        if (users === undefined || this.#isUnplaced(w, prefix)) continue;
         for (const f of Array.isArray(users) ? users : [users]) {
           if (!this.#fresh(f)) continue;
           const t = touch(f);
@@ -1680,6 +1700,8 @@ class Monitor {
         }
       }
     }
+    // (The spellings placed again since: forgotten, also those of watches gone since.)
+    for (const [w, at] of this.#unplaced ?? []) for (const prefix of at.keys()) this.#isUnplaced(w, prefix);
     return now;
   }
 
@@ -1722,6 +1744,12 @@ class Monitor {
     // old one again) stay; the paths through the others, touched above, look again and add theirs
     // back if it is there.
     const keep = w.marks.map((m, i) => m > this.#seenMark || (under !== null && w.prefixes[i] !== under));
+    for (let i = 0; i < keep.length; i++) {
+      const m = w.marks[i] as number;
+      if (m <= this.#seenMark || (under !== null && w.prefixes[i] !== under)) continue;
+      const at = ((this.#unplaced ??= new Map()).get(w) ?? new Map<string, number>()).set(w.prefixes[i] as string, m);
+      this.#unplaced.set(w, at);
+    }
     // Found there since: the directory above that spelling may be another one now, and the spelling may
     // go through a link to where it went (d/real renamed to d/real2, d/real made a link to it), which a
     // look that trusted its flag did not watch (#links).
@@ -1762,6 +1790,18 @@ class Monitor {
     const names: string[] = [];
     for (const key of this.#unclaimed?.keys() ?? []) if (dirname(key) === at) names.push(basename(key));
     return names;
+  }
+
+  /** Whether events of `w` at spelling `prefix` cannot be placed now (see #unplaced); forgets those that can. */
+  #isUnplaced(w: DirWatch, prefix: string): boolean {
+    const at = this.#unplaced?.get(w);
+    const mark = at?.get(prefix);
+    if (at === undefined || mark === undefined) return false;
+    if (mark > this.#seenMark) return true;
+    at.delete(prefix);
+    if (at.size === 0) this.#unplaced?.delete(w);
+    if (this.#unplaced?.size === 0) this.#unplaced = null;
+    return false;
   }
 
   /** A watch the kernel has dropped (IN_IGNORED): its wd is no longer ours to remove. */

@@ -722,6 +722,49 @@ test('one watcher given the same directory under several spellings reports each 
   assert.deepEqual(r.events.filter((e) => e.path === x).map((e) => e.state), ['alive', 'dead', 'alive', 'dead']);
 });
 
+test('a directory moved away and back while the watcher is busy, looked at again before the move is read: what happened in it meanwhile is no news of its path', async (t) => {
+  // A second watch of s (`s/`), made before the batch with the move is handled, looks first: the move's
+  // IN_MOVE_SELF then found s's spelling looked at since, and kept it, and a holder's rename into place
+  // in A2/b/s (never T/A/b/s) was taken for s/x's life: alive, then absent, for both watchers.
+  const T = tmp(t);
+  const s = join(T, 'A', 'b', 's');
+  const flag = join(T, 'free');
+  mkdirSync(s, { recursive: true });
+  const c = child(
+    t,
+    `import { watch } from ${INDEX};
+     import { existsSync } from 'node:fs';
+     const out = (o) => console.log(JSON.stringify(o));
+     const [s, flag] = process.argv.slice(1);
+     const first = watch(s);
+     first.on('change', (e) => out({ w: 1, path: e.path, state: e.state }));
+     first.on('ready', () => setTimeout(() => out({ ready: true }), 300));
+     process.stdin.on('data', () => {
+       out({ busy: true });
+       const end = Date.now() + 30000;
+       while (!existsSync(flag) && Date.now() < end); // the worker reads what happens meanwhile, and posts it
+       const second = watch(s + '/');
+       second.on('change', (e) => out({ w: 2, path: e.path, state: e.state }));
+       second.on('ready', () => out({ second: true }));
+     });`,
+    [s, flag],
+  );
+  await c.until((l) => l.some((m) => m.ready), 'ready');
+  c.send('busy');
+  await c.until((l) => l.some((m) => m.busy), 'busy');
+  renameSync(join(T, 'A'), join(T, 'A2'));
+  const holder = await renamedInto(t, join(T, 'A2', 'b', 's', 'x'));
+  await kill(holder);
+  rmSync(join(T, 'A2', 'b', 's', 'x'));
+  renameSync(join(T, 'A2'), join(T, 'A'));
+  writeFileSync(flag, '');
+  await c.until((l) => l.some((m) => m.second), 'the second watch ready');
+  execFileSync('mkfifo', [join(s, 'y')]); // something that did happen at s, after
+  await c.until((l) => l.filter((m) => m.path === join(s, 'y')).length === 2, 'both watchers report s/y');
+  await new Promise((r) => setTimeout(r, 300)); // anything it would still report
+  assert.deepEqual(c.lines.filter((m) => m.path === join(s, 'x')), []);
+});
+
 /**
  * Directories of targets `s` and `gone` are watched; `move()` renames s (or a directory above it) so that
  * s is at `gone`, and a new s is made. Later, while the watcher is busy, a holder renames x into place in

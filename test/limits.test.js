@@ -349,6 +349,73 @@ test('the inotify watch limit reached as a directory above a target is watched a
   assert.deepEqual(statesOf(c.lines, x), ['alive', 'absent']);
 });
 
+test('the inotify watch limit reached for a directory two levels above a target, after dropped events: it is tried again once freed, and its rename is seen', { skip: !hasUserns() && 'needs unshare -U' }, async (t) => {
+  // One watch left. While the watcher was busy, the queue overflowed and q was moved into a new A/p.
+  // Rebinding q to the new p (after the overflow's looks) took the last watch; the new A above it was
+  // refused there, outside any look: never tried again, x never polled, `mv A A2` unseen.
+  const T = tmp(t);
+  const q = join(T, 'A', 'p', 'q');
+  mkdirSync(q, { recursive: true });
+  const x = join(q, 'x');
+  const runner = await start(t, compileC('runner'), [x, '120']);
+  await until(() => state(x).state === 'alive', 'the runner');
+  const flag = join(T, 'free');
+  const c = child(
+    t,
+    `${HOG_PREAMBLE}
+     const [helperDirs, flag, x] = process.argv.slice(1);
+     const hog = init(0);
+     const w = watch(x);
+     w.on('change', (e) => out({ target: e.target, state: e.state }));
+     w.on('ready', () => setTimeout(() => out({ ready: true }), 100));
+     process.stdin.on('data', (d) => {
+       const what = String(d).trim();
+       if (what === 'fill') {
+         // Every watch this user has left but one.
+         let last = -1;
+         for (let i = 0; ; i++) {
+           mkdirSync(helperDirs + '/' + i, { recursive: true });
+           const wd = add(hog, helperDirs + '/' + i, 0x100);
+           if (wd < 0) break;
+           last = wd;
+         }
+         rm(hog, last);
+         out({ filled: true });
+       } else if (what === 'busy') {
+         out({ busy: true });
+         const end = Date.now() + 30000;
+         while (!existsSync(flag) && Date.now() < end);
+       } else {
+         close(hog);
+         out({ freed: true });
+       }
+     });
+     setInterval(() => out({ mechanism: w.mechanism }), 50);`,
+    [join(T, 'h'), flag, x],
+    { wrap: inotifyLimit(40) },
+  );
+  await c.until((l) => l.some((m) => m.ready), 'first reports');
+  c.send('fill');
+  await c.until((l) => l.some((m) => m.filled), 'the limit all but reached');
+  c.send('busy');
+  await c.until((l) => l.some((m) => m.busy), 'busy');
+  await kill(runner);
+  const queued = Number(readFileSync('/proc/sys/fs/inotify/max_queued_events', 'utf8'));
+  for (let i = 0; i < queued + 4096; i++) writeFileSync(join(q, `.f${i}`), '');
+  renameSync(join(T, 'A'), join(T, 'A.old'));
+  mkdirSync(join(T, 'A', 'p'), { recursive: true });
+  renameSync(join(T, 'A.old', 'p', 'q'), q);
+  writeFileSync(flag, '');
+  await c.until((l) => statesOf(l, x).at(-1) === 'dead', 'x dead');
+  await new Promise((r) => setTimeout(r, 1000)); // the overflow handled
+  c.send('free');
+  await c.until((l) => l.some((m) => m.freed) && l.at(-1)?.mechanism === 'events', 'watched by events once freed');
+  await new Promise((r) => setTimeout(r, 300));
+  renameSync(join(T, 'A'), join(T, 'A2'));
+  await c.until((l) => statesOf(l, x).at(-1) === 'absent', 'x absent: A renamed away');
+  assert.deepEqual(statesOf(c.lines, x), ['alive', 'dead', 'absent']);
+});
+
 test('timeouts past 2^31 ms wait, and do not expire at once', async (t) => {
   const dir = tmp(t);
   const a = join(dir, 'a');
