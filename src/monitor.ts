@@ -154,6 +154,12 @@ class DirWatch {
    */
   marks: number[];
   /**
+   * For each spelling, the marker of the first look since the last one whose marker has been read: a
+   * move of the directory read before it ends at that look (it found the directory there), and what
+   * happened in it between the move and that look happened elsewhere (see Monitor.#unplaced).
+   */
+  firsts: number[];
+  /**
    * For each spelling, the watch of the directory above it (null: none, or it could not be watched),
    * which this one counts as one of its uses: a directory above that is renamed away takes this one
    * with it, and inotify tells only the directory renamed (IN_MOVE_SELF), not those below it. Undefined:
@@ -177,6 +183,7 @@ class DirWatch {
     this.wd = wd;
     this.prefixes = [prefix];
     this.marks = [mark];
+    this.firsts = [mark];
     this.ups = [null];
     this.free = [false];
   }
@@ -1030,11 +1037,12 @@ class Monitor {
       if (i >= 0) {
         // Found there again. (Not said of the directories above: this look did not go through them,
         // and the one above may not be the one it was, see #rebindUp.)
-        if ((w.marks[i] as number) < mark) w.marks[i] = mark;
+        this.#foundAt(w, i, mark);
         return w;
       }
       w.prefixes = [...w.prefixes, prefix];
       w.marks = [...w.marks, mark];
+      w.firsts = [...w.firsts, mark];
       w.ups = [...w.ups, null];
       w.free = [...w.free, false];
     }
@@ -1050,6 +1058,12 @@ class Monitor {
     if (i >= 0 && w.ups[i] === null) this.#setUp(w, i, up);
     else if (typeof up !== 'string' && up !== null) this.#unwatch(up);
     return w;
+  }
+
+  /** A look of marker `mark` found `w` at its spelling `i` (see DirWatch.marks, DirWatch.firsts). */
+  #foundAt(w: DirWatch, i: number, mark: number): void {
+    if ((w.marks[i] as number) < mark) w.marks[i] = mark;
+    if ((w.firsts[i] as number) <= this.#seenMark) w.firsts[i] = mark;
   }
 
   /** Sets the directory above spelling `i` of `w` to what #watchUp gave (a limit's code: undefined, tried again). */
@@ -1144,7 +1158,7 @@ class Monitor {
     const j = old !== null && old.wd === wd ? old.prefixes.indexOf(spelt) : -1;
     if (old !== null && j >= 0) {
       // Still there, as of the look that found `w` there.
-      if ((old.marks[j] as number) < (w.marks[i] as number)) old.marks[j] = w.marks[i] as number;
+      this.#foundAt(old, j, w.marks[i] as number);
       return;
     }
     w.uses++; // (held, as in #dirWatch)
@@ -1182,6 +1196,7 @@ class Monitor {
     for (let i = 0; i < keep.length; i++) if (!keep[i]) this.#unwatchUp(w, i);
     w.prefixes = w.prefixes.filter((_, i) => keep[i]);
     w.marks = w.marks.filter((_, i) => keep[i]);
+    w.firsts = w.firsts.filter((_, i) => keep[i]);
     w.ups = w.ups.filter((_, i) => keep[i]);
     w.free = w.free.filter((_, i) => keep[i]);
   }
@@ -1603,7 +1618,10 @@ class Monitor {
           // hop it still went through set rebound, above): a holder opening this FIFO there is not a
           // life of this path.
           if (t.moved !== null && w !== f.fifo) continue;
-          if (e.mask & IN.OPEN && f.state !== 'alive') t.evidence.push('alive');
+          // (Nor, through a directory whose events cannot be placed now, is an open of its FIFO; nor for
+          // a path polled, whose way is not all watched: the FIFO may have been elsewhere then, its
+          // directory moved away and back between two polls.)
+          if (e.mask & IN.OPEN && f.state !== 'alive' && f.polled === undefined && !this.#throughUnplaced(f)) t.evidence.push('alive');
         }
         continue;
       }
@@ -1659,10 +1677,12 @@ class Monitor {
       }
       for (const prefix of w.prefixes) {
         const users = w.names.get(prefix + e.name);
-        if (users === undefined || this.#isUnplaced(w, prefix)) continue;
+        if (users === undefined) continue;
+        const unplaced = this.#isUnplaced(w, prefix);
         for (const f of Array.isArray(users) ? users : [users]) {
           if (!this.#fresh(f)) continue;
           const t = touch(f);
+          if (unplaced) continue; // (looked at again, after: what it proves happened elsewhere)
           if (t.moved?.includes(w)) continue; // in a directory it was told had moved: not this path's
           if (f.extra?.aux === w && e.name === 'run') continue; // what the directory is changes, not whether it is there
           const hop = hopIndex(f, w, prefix + e.name);
@@ -1745,8 +1765,10 @@ class Monitor {
     // back if it is there.
     const keep = w.marks.map((m, i) => m > this.#seenMark || (under !== null && w.prefixes[i] !== under));
     for (let i = 0; i < keep.length; i++) {
-      const m = w.marks[i] as number;
-      if (m <= this.#seenMark || (under !== null && w.prefixes[i] !== under)) continue;
+      if ((w.marks[i] as number) <= this.#seenMark || (under !== null && w.prefixes[i] !== under)) continue;
+      // Until the first look that found it there since (the latest, if that one's marker is read).
+      const first = w.firsts[i] as number;
+      const m = first > this.#seenMark ? first : (w.marks[i] as number);
       const at = ((this.#unplaced ??= new Map()).get(w) ?? new Map<string, number>()).set(w.prefixes[i] as string, m);
       this.#unplaced.set(w, at);
     }
@@ -1790,6 +1812,17 @@ class Monitor {
     const names: string[] = [];
     for (const key of this.#unclaimed?.keys() ?? []) if (dirname(key) === at) names.push(basename(key));
     return names;
+  }
+
+  /** Whether a hop of `f` is at a spelling whose events cannot be placed now (see #unplaced). */
+  #throughUnplaced(f: Followed): boolean {
+    if (this.#unplaced === null) return false;
+    let through = false;
+    // (Any spelling of a directory on its way: one that moved moved under every spelling through it.)
+    eachHop(f, f.hops, (w) => {
+      for (const prefix of [...(this.#unplaced?.get(w)?.keys() ?? [])]) through ||= this.#isUnplaced(w, prefix);
+    });
+    return through;
   }
 
   /** Whether events of `w` at spelling `prefix` cannot be placed now (see #unplaced); forgets those that can. */

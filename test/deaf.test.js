@@ -765,6 +765,55 @@ test('a directory moved away and back while the watcher is busy, looked at again
   assert.deepEqual(c.lines.filter((m) => m.path === join(s, 'x')), []);
 });
 
+test('a directory moved away and back, then looked at twice before the move is read: what happened between the two looks is its paths\' news (through a link)', async (t) => {
+  // The move's window ended at the latest look through the spelling, not the first: a FIFO made and held
+  // at L/s after the first look (watch(L/s), absent) and before the second (watch(L/t)) was dropped as
+  // not placed, and s stayed absent while check said alive, then dead.
+  const T = tmp(t);
+  const A = join(T, 'A');
+  mkdirSync(A);
+  symlinkSync('A', join(T, 'L'));
+  const [s, tt] = ['s', 't'].map((n) => join(T, 'L', n));
+  const runnerBin = compileC('runner');
+  const c = child(
+    t,
+    `import { watch } from ${INDEX};
+     import { execFileSync, spawn } from 'node:child_process';
+     const out = (o) => console.log(JSON.stringify(o));
+     const [A, zz, s, tt, runnerBin] = process.argv.slice(1);
+     const on = (w, n) => w.on('change', (e) => out({ w: n, path: e.path, state: e.state }));
+     on(watch(zz), 0);
+     setTimeout(() => out({ ready: true }), 500);
+     process.stdin.on('data', async () => {
+       // In one task: both moves stay unread until the looks below are made.
+       execFileSync('sh', ['-c', 'mv "$1" "$1.2" && mv "$1.2" "$1"', 'sh', A]);
+       on(watch(s), 1);
+       for (let i = 0; i < 5; i++) await Promise.resolve();
+       const r = spawn(runnerBin, [s, '120'], { stdio: 'ignore' });
+       out({ runner: r.pid });
+       execFileSync('sleep', ['0.3']); // the runner makes and holds s
+       for (let i = 0; i < 5; i++) await Promise.resolve();
+       on(watch(tt), 2);
+     });`,
+    [A, join(T, 'L', 'zz'), s, tt, runnerBin],
+  );
+  await c.until((l) => l.some((m) => m.ready), 'ready');
+  c.send('go');
+  await c.until((l) => l.some((m) => m.runner), 'the runner started');
+  const pid = c.lines.find((m) => m.runner).runner;
+  t.after(() => {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {}
+  });
+  await c.until((l) => l.some((m) => m.w === 2), 'the second look');
+  await until(() => state(s).state === 'alive', 'check: s alive');
+  await c.until((l) => l.filter((m) => m.w === 1).at(-1)?.state === 'alive', 's alive');
+  process.kill(pid, 'SIGKILL');
+  await c.until((l) => l.filter((m) => m.w === 1).at(-1)?.state === 'dead', 's dead');
+  assert.deepEqual(c.lines.filter((m) => m.w === 1).map((m) => m.state), ['absent', 'alive', 'dead']);
+});
+
 /**
  * Directories of targets `s` and `gone` are watched; `move()` renames s (or a directory above it) so that
  * s is at `gone`, and a new s is made. Later, while the watcher is busy, a holder renames x into place in

@@ -129,6 +129,46 @@ async function fallsBack(t, bin, shell) {
   assert.match(said[0], /^proc-alive: (the event worker failed|cannot start watching) \(.+\); polling instead until it can be restarted$/);
 }
 
+test('a path polled because a link on its way cannot be watched: an open of its FIFO while the directory was moved away and back is no life of it', { skip: !root && 'needs root (setpriv)' }, async (t) => {
+  // T (0711: nobody may search it, not read it) holds L → A/b/s: the link's directory cannot be watched,
+  // so T/L/x is polled, and its FIFO (an existing dead one) has a watch of its own. While the watcher
+  // was stopped, A was renamed away, a runner opened A2/b/s/x and was killed, and A was renamed back: the
+  // poll looked first (dead, no change), then the FIFO's IN_OPEN was taken for a life of T/L/x: dead,
+  // alive, dead, though T/L/x never named a FIFO with a reader.
+  const base = tmp(t);
+  chmodSync(base, 0o755);
+  const T = join(base, 'T');
+  const s = join(T, 'A', 'b', 's');
+  mkdirSync(s, { recursive: true });
+  execFileSync('mkfifo', ['-m', '0666', join(s, 'x')]);
+  chmodSync(T, 0o711);
+  symlinkSync('A/b/s', join(T, 'L'));
+  const x = join(T, 'L', 'x');
+  const watcher = child(
+    t,
+    `import { watch } from ${INDEX};
+     const w = watch(process.argv[1]);
+     w.on('change', (e) => console.log(JSON.stringify({ target: 'x', state: e.state, mechanism: w.mechanism })));`,
+    [x],
+    { wrap: AS_NOBODY },
+  );
+  await watcher.until((l) => statesOf(l, 'x').length === 1, 'first report');
+  assert.equal(watcher.lines[0].mechanism, 'mixed', 'polled');
+  watcher.kill('SIGSTOP');
+  renameSync(join(T, 'A'), join(T, 'A2'));
+  const runner = await start(t, compileC('runner'), [join(T, 'A2', 'b', 's', 'x'), '60']);
+  await until(() => state(join(T, 'A2', 'b', 's', 'x')).state === 'alive', 'the runner');
+  await kill(runner);
+  renameSync(join(T, 'A2'), join(T, 'A'));
+  await new Promise((r) => setTimeout(r, 100)); // its poll due when it runs again: it looks first
+  watcher.kill('SIGCONT');
+  const y = await start(t, compileC('runner'), [join(s, 'x'), '60']); // a real life of T/L/x, after
+  await watcher.until((l) => statesOf(l, 'x').at(-1) === 'alive', 'x alive (a real life)');
+  await kill(y);
+  await watcher.until((l) => statesOf(l, 'x').at(-1) === 'dead', 'x dead');
+  assert.deepEqual(statesOf(watcher.lines, 'x'), ['dead', 'alive', 'dead']);
+});
+
 test('a worker that cannot start: wait and watch both fall back to polling, and watch says so', async (t) => {
   // Its file missing (a bundler that did not copy it): the worker fails to load.
   const copy = tmp(t);
