@@ -27,7 +27,31 @@ const HOG_PREAMBLE = `import { watch } from ${INDEX};
      const koffi = createRequire(${INDEX})('koffi');
      const libc = koffi.load('libc.so.6');
      const init = libc.func('int inotify_init1(int)'), add = libc.func('int inotify_add_watch(int, const char *, uint32_t)');
-     const rm = libc.func('int inotify_rm_watch(int, int)'), close = libc.func('int close(int)');`;
+     const rm = libc.func('int inotify_rm_watch(int, int)'), close = libc.func('int close(int)');
+     // Commands on stdin: 'fill' takes every watch this user has left but \`leave\` (into \`hog\`, on
+     // directories made under \`helperDirs\`); 'busy' keeps the main thread busy until \`flag\` exists;
+     // 'free' closes the hog.
+     const obey = (hog, helperDirs, leave, flag) => process.stdin.on('data', (d) => {
+       const what = String(d).trim();
+       if (what === 'fill') {
+         const wds = [];
+         for (let i = 0; ; i++) {
+           mkdirSync(helperDirs + '/' + i, { recursive: true });
+           const wd = add(hog, helperDirs + '/' + i, 0x100);
+           if (wd < 0) break;
+           wds.push(wd);
+         }
+         for (const wd of wds.slice(wds.length - leave)) rm(hog, wd);
+         out({ filled: true });
+       } else if (what === 'busy') {
+         out({ busy: true });
+         const end = Date.now() + 30000;
+         while (!existsSync(flag) && Date.now() < end);
+       } else {
+         close(hog);
+         out({ freed: true });
+       }
+     });`;
 
 /** A child's wrapper: its own user namespace, where this user may have `n` inotify watches. */
 const inotifyLimit = (n) => ['unshare', '-U', '-r', 'sh', '-c', `echo ${n} > /proc/sys/user/max_inotify_watches && exec "$@"`, 'sh'];
@@ -287,23 +311,7 @@ test('the inotify watch limit reached as a directory above a target is first wat
      w.on('change', (e) => out({ state: e.state }));
      w.on('error', (e) => out({ error: e.code }));
      w.once('change', () => setTimeout(() => out({ ready: w.mechanism }), 100));
-     process.stdin.on('data', (d) => {
-       if (String(d).startsWith('fill')) {
-         // Every watch this user has left but one, which the watcher's next new directory takes.
-         let last = -1;
-         for (let i = 0; ; i++) {
-           mkdirSync(helperDirs + '/' + i, { recursive: true });
-           const wd = add(hog, helperDirs + '/' + i, 0x100);
-           if (wd < 0) break;
-           last = wd;
-         }
-         rm(hog, last);
-         out({ filled: true });
-       } else {
-         close(hog);
-         out({ freed: true });
-       }
-     });
+     obey(hog, helperDirs, 1);
      setInterval(() => out({ mechanism: w.mechanism }), 50);`,
     [helperDirs, x],
     { wrap: inotifyLimit(40) },
@@ -347,23 +355,7 @@ test('the inotify watch limit reached as a directory above a target is watched a
      w.on('change', (e) => out({ target: e.target, state: e.state }));
      w.on('error', (e) => out({ error: e.code }));
      w.on('ready', () => setTimeout(() => out({ ready: true }), 100));
-     process.stdin.on('data', (d) => {
-       const what = String(d).trim();
-       if (what === 'fill') {
-         for (let i = 0; ; i++) {
-           mkdirSync(helperDirs + '/' + i, { recursive: true });
-           if (add(hog, helperDirs + '/' + i, 0x100) < 0) break;
-         }
-         out({ filled: true });
-       } else if (what === 'busy') {
-         out({ busy: true });
-         const end = Date.now() + 30000;
-         while (!existsSync(flag) && Date.now() < end);
-       } else {
-         close(hog);
-         out({ freed: true });
-       }
-     });
+     obey(hog, helperDirs, 0, flag);
      setInterval(() => out({ mechanism: w.mechanism }), 50);`,
     [join(base, 'h'), flag, x, join(flood, 't')],
     { wrap: inotifyLimit(40) },
@@ -408,28 +400,7 @@ test('the inotify watch limit reached for a directory two levels above a target,
      const w = watch(x);
      w.on('change', (e) => out({ target: e.target, state: e.state }));
      w.on('ready', () => setTimeout(() => out({ ready: true }), 100));
-     process.stdin.on('data', (d) => {
-       const what = String(d).trim();
-       if (what === 'fill') {
-         // Every watch this user has left but one.
-         let last = -1;
-         for (let i = 0; ; i++) {
-           mkdirSync(helperDirs + '/' + i, { recursive: true });
-           const wd = add(hog, helperDirs + '/' + i, 0x100);
-           if (wd < 0) break;
-           last = wd;
-         }
-         rm(hog, last);
-         out({ filled: true });
-       } else if (what === 'busy') {
-         out({ busy: true });
-         const end = Date.now() + 30000;
-         while (!existsSync(flag) && Date.now() < end);
-       } else {
-         close(hog);
-         out({ freed: true });
-       }
-     });
+     obey(hog, helperDirs, 1, flag);
      setInterval(() => out({ mechanism: w.mechanism }), 50);`,
     [join(T, 'h'), flag, x],
     { wrap: inotifyLimit(40) },
