@@ -116,6 +116,9 @@ const LINGER_MS = 1000;
 /** Error codes that say a limit was reached, not something about the target: retried, and a wait goes on. */
 export const LIMIT_CODES: ReadonlySet<string> = new Set(['EMFILE', 'ENFILE', 'ENOSPC', 'ENOMEM']);
 
+/** Looks' markers kept unread per spelling of a directory (DirWatch.unread). */
+const UNREAD_LOOKS = 16;
+
 const DIR_MASK = IN.CREATE | IN.DELETE | IN.MOVED_FROM | IN.MOVED_TO | IN.DELETE_SELF | IN.MOVE_SELF | IN.ONLYDIR;
 // A directory above a watched one: only its renaming (IN_MOVE_SELF), added to whatever mask its inode
 // has (IN_MASK_ADD: inotify_add_watch(2) replaces the mask otherwise, and the same directory may be
@@ -154,11 +157,12 @@ class DirWatch {
    */
   marks: number[];
   /**
-   * For each spelling, the marker of the first look since the last one whose marker has been read: a
-   * move of the directory read before it ends at that look (it found the directory there), and what
-   * happened in it between the move and that look happened elsewhere (see Monitor.#unplaced).
+   * For each spelling, the markers of the looks that found it there whose markers were not read yet
+   * when the next came (oldest first, at most UNREAD_LOOKS): a move read before one of them ends at the
+   * first after it (that look found the directory there), and what happened in it between the move and
+   * that look happened elsewhere (see Monitor.#unplaced).
    */
-  firsts: number[];
+  unread: number[][];
   /**
    * For each spelling, the watch of the directory above it (null: none, or it could not be watched),
    * which this one counts as one of its uses: a directory above that is renamed away takes this one
@@ -183,7 +187,7 @@ class DirWatch {
     this.wd = wd;
     this.prefixes = [prefix];
     this.marks = [mark];
-    this.firsts = [mark];
+    this.unread = [[mark]];
     this.ups = [null];
     this.free = [false];
   }
@@ -1042,7 +1046,7 @@ class Monitor {
       }
       w.prefixes = [...w.prefixes, prefix];
       w.marks = [...w.marks, mark];
-      w.firsts = [...w.firsts, mark];
+      w.unread = [...w.unread, [mark]];
       w.ups = [...w.ups, null];
       w.free = [...w.free, false];
     }
@@ -1060,10 +1064,14 @@ class Monitor {
     return w;
   }
 
-  /** A look of marker `mark` found `w` at its spelling `i` (see DirWatch.marks, DirWatch.firsts). */
+  /** A look of marker `mark` found `w` at its spelling `i` (see DirWatch.marks, DirWatch.unread). */
   #foundAt(w: DirWatch, i: number, mark: number): void {
     if ((w.marks[i] as number) < mark) w.marks[i] = mark;
-    if ((w.firsts[i] as number) <= this.#seenMark) w.firsts[i] = mark;
+    const unread = w.unread[i] as number[];
+    while (unread.length > 0 && (unread[0] as number) <= this.#seenMark) unread.shift();
+    // (Markers only grow; one shared by the looks of a turn is kept once. Past the bound, a move is
+    // taken to end at the latest look: more is unplaced, nothing wrongly placed.)
+    if (unread.at(-1) !== mark && unread.length < UNREAD_LOOKS) unread.push(mark);
   }
 
   /** Sets the directory above spelling `i` of `w` to what #watchUp gave (a limit's code: undefined, tried again). */
@@ -1196,7 +1204,7 @@ class Monitor {
     for (let i = 0; i < keep.length; i++) if (!keep[i]) this.#unwatchUp(w, i);
     w.prefixes = w.prefixes.filter((_, i) => keep[i]);
     w.marks = w.marks.filter((_, i) => keep[i]);
-    w.firsts = w.firsts.filter((_, i) => keep[i]);
+    w.unread = w.unread.filter((_, i) => keep[i]);
     w.ups = w.ups.filter((_, i) => keep[i]);
     w.free = w.free.filter((_, i) => keep[i]);
   }
@@ -1766,9 +1774,8 @@ class Monitor {
     const keep = w.marks.map((m, i) => m > this.#seenMark || (under !== null && w.prefixes[i] !== under));
     for (let i = 0; i < keep.length; i++) {
       if ((w.marks[i] as number) <= this.#seenMark || (under !== null && w.prefixes[i] !== under)) continue;
-      // Until the first look that found it there since (the latest, if that one's marker is read).
-      const first = w.firsts[i] as number;
-      const m = first > this.#seenMark ? first : (w.marks[i] as number);
+      // Until the first look that found it there since the move (its marker the first not read yet).
+      const m = (w.unread[i] as number[]).find((u) => u > this.#seenMark) ?? (w.marks[i] as number);
       const at = ((this.#unplaced ??= new Map()).get(w) ?? new Map<string, number>()).set(w.prefixes[i] as string, m);
       this.#unplaced.set(w, at);
     }

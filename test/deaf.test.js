@@ -814,6 +814,51 @@ test('a directory moved away and back, then looked at twice before the move is r
   assert.deepEqual(c.lines.filter((m) => m.w === 1).map((m) => m.state), ['absent', 'alive', 'dead']);
 });
 
+test('a directory moved away and back between two looks of one busy task, the first before the move: a life at a path looked at after the move is its news', async (t) => {
+  // The window a move leaves unplaced ended at the first look not read yet, which was one made before
+  // the move (its marker read just before the move's IN_MOVE_SELF): it fell back to the latest look, and
+  // a holder's whole life at s (renamed into place, killed, removed), after s's own look, was dropped.
+  const A = join(tmp(t), 'A');
+  mkdirSync(A);
+  const s = join(A, 's');
+  const fresh = join(A, '.s.1234.new');
+  const runnerBin = compileC('runner');
+  const states = [];
+  const watchers = [];
+  t.after(() => Promise.all(watchers.map((w) => w.close())));
+  const look = (name, record) => {
+    const w = watch(join(A, name));
+    watchers.push(w);
+    if (record) w.on('change', (e) => states.push(e.state));
+  };
+  const tick = async () => {
+    for (let i = 0; i < 5; i++) await Promise.resolve();
+  };
+  look('zz');
+  await once(watchers[0], 'ready');
+  await new Promise((r) => setTimeout(r, 500)); // the event worker started, zz's look read
+  // From here on, one task: the worker reads meanwhile, the main thread handles nothing.
+  look('t'); // a look before the move
+  await tick();
+  execFileSync('sh', ['-c', 'mv "$1" "$1.2" && mv "$1.2" "$1"', 'sh', A]);
+  await tick();
+  look('s', true); // the first look after the move: s absent
+  await tick();
+  const runner = spawn(runnerBin, [fresh, '120'], { stdio: 'ignore' });
+  t.after(() => runner.kill('SIGKILL'));
+  while (state(fresh).state !== 'alive') execFileSync('sleep', ['0.01']);
+  renameSync(fresh, s);
+  runner.kill('SIGKILL');
+  while (state(s).state !== 'dead') execFileSync('sleep', ['0.01']);
+  rmSync(s);
+  await tick();
+  look('v'); // a later look
+  await new Promise((r) => setTimeout(r, 1000)); // handled
+  await new Promise((r) => setTimeout(r, 300)); // anything it would still report
+  // (No death: the watcher never held a write end on that FIFO, README Limits.)
+  assert.deepEqual(states, ['absent', 'alive', 'absent']);
+});
+
 /**
  * Directories of targets `s` and `gone` are watched; `move()` renames s (or a directory above it) so that
  * s is at `gone`, and a new s is made. Later, while the watcher is busy, a holder renames x into place in
