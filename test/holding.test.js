@@ -390,7 +390,17 @@ test('a shared holder that leaves while another starts never leaves the FIFO wit
   const seen = await checkedDuring(t, path, async () => {
     // The newcomer stalls right after taking its shared lock: the leaver sees it, and is not the last.
     const [n, nPid] = await underStrace(t, 'flock:delay_exit=1500000:when=1', ['run', '--shared', path, '30']);
-    await until(() => traceStopped(nPid), 'the newcomer holds the shared lock, stalled', 60_000);
+    await until(() => traceStopped(nPid), 'the newcomer holds the shared lock, stalled', 60_000).catch((err) => {
+      // (Seen twice in CI, never alone: say where the newcomer was, for the next one.)
+      const stat = (() => {
+        try {
+          return readFileSync(`/proc/${nPid}/stat`, 'utf8');
+        } catch (e) {
+          return String(e);
+        }
+      })();
+      throw new Error(`${err.message}; newcomer exit ${JSON.stringify(n.exitCode)}, stat ${stat.trim()}, stderr ${JSON.stringify(n.stderrText())}`);
+    });
     await kill(leaver, 'SIGTERM');
     await until(() => !traceStopped(nPid) && state(path).state === 'alive', 'the newcomer holds');
     process.kill(nPid, 'SIGTERM');
